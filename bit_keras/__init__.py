@@ -1,0 +1,29 @@
+"""bit_keras: Big Transfer (BiT, Kolesnikov et al., arXiv 1912.11370) for TensorFlow 2 / Keras 3.
+
+Example:
+
+>>> import bit_keras
+>>> model = bit_keras.load("BiT-M-R50x1", weights="BiT-M-R50x1.npz", num_classes=10)
+>>> logits = model(images)  # float32 NHWC images in [0, 1], any size
+"""
+
+import os as _os
+
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras as _keras  # noqa: E402
+
+if _keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "bit_keras needs the TensorFlow backend of Keras 3, but KERAS_BACKEND is "
+        f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow (or 'backend' in "
+        "~/.keras/keras.json) before importing keras.")
+
+from bit_keras import layers  # noqa: E402
+from bit_keras.checkpoint import load_weights, official_weights, save_npz  # noqa: E402
+from bit_keras.checkpoint_io import CheckpointError, read_checkpoint  # noqa: E402
+from bit_keras.model import feature_extractor, resnet_v2  # noqa: E402
+from bit_keras.variants import VARIANTS, Variant, get_variant  # noqa: E402
+from bit_keras.zoo import build, load  # noqa: E402
+
+__version__ = "0.1.0"

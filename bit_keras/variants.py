@@ -1,0 +1,127 @@
+"""Every public BiT model as data: architecture, upstream data, head size, weight file.
+
+One table (``VARIANTS``) produces every name, the README's variant table and the weight
+file locations. Names are spelled as upstream spells them (``BiT-M-R50x1``).
+"""
+
+import dataclasses
+
+# Units per block of the pre-activation ResNet-v2 depths (He et al. 2016); R26 and R14
+# are small members of the same family for experiments and tests.
+UNITS = {
+    14: (1, 1, 1, 1),
+    26: (2, 2, 2, 2),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+}
+
+BASE_URL = "https://storage.googleapis.com/bit_models/"
+
+UPSTREAM = {
+    # name: (dataset, classes, head activation the upstream loss used)
+    "S": ("ILSVRC-2012", 1000, "softmax"),
+    "M": ("ImageNet-21k", 21843, "sigmoid"),
+    "L": ("JFT-300M", 18291, "sigmoid"),
+}
+
+PUBLIC_ARCHITECTURES = ((50, 1), (50, 3), (101, 1), (101, 3), (152, 2), (152, 4))
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One named BiT model.
+
+    Attributes:
+        name: the upstream spelling, e.g. ``"BiT-M-R50x1"``.
+        depth: 50, 101 or 152 (or 14/26 for small models).
+        width: the width multiplier (1 to 4).
+        upstream: the dataset the weights were trained on.
+        num_classes: the size of the head those weights carry.
+        weights_path: the file under ``BASE_URL``, or ``None`` when weights were never
+            released (BiT-L).
+        resolution: the image side the weights were trained or fine-tuned at.
+        note: anything a user should know.
+    """
+
+    name: str
+    depth: int
+    width: int
+    upstream: str
+    num_classes: int
+    weights_path: str | None
+    resolution: int = 224
+    note: str = ""
+
+    @property
+    def units(self):
+        return UNITS[self.depth]
+
+    @property
+    def architecture(self):
+        return f"R{self.depth}x{self.width}"
+
+    @property
+    def weights_url(self):
+        return None if self.weights_path is None else BASE_URL + self.weights_path
+
+    @property
+    def feature_size(self):
+        return 2048 * self.width
+
+
+def _make_table():
+    table = {}
+
+    def add(variant):
+        table[variant.name] = variant
+
+    for depth, width in PUBLIC_ARCHITECTURES:
+        arch = f"R{depth}x{width}"
+        for tier in ("S", "M"):
+            dataset, classes, _ = UPSTREAM[tier]
+            add(Variant(f"BiT-{tier}-{arch}", depth, width, dataset, classes,
+                        f"BiT-{tier}-{arch}.npz"))
+        add(Variant(f"BiT-M-{arch}-ILSVRC2012", depth, width, "ImageNet-21k, then ILSVRC-2012",
+                    1000, f"BiT-M-{arch}-ILSVRC2012.npz", resolution=480,
+                    note="BiT-M fine-tuned on ILSVRC-2012 with the HyperRule"))
+        dataset, classes, _ = UPSTREAM["L"]
+        add(Variant(f"BiT-L-{arch}", depth, width, dataset, classes, None,
+                    note="architecture only: the BiT-L weights were never released"))
+    for res in (224, 160):
+        add(Variant(f"BiT-M-R50x1-distilled-{res}", 50, 1, "ImageNet-21k, distilled on ILSVRC-2012",
+                    1000, f"distill/R50x1_{res}.npz", resolution=res,
+                    note="student distilled from BiT-M-R152x2 (Beyer et al. 2021)"))
+    for res in (224, 384):
+        add(Variant(f"BiT-M-R152x2-teacher-{res}", 152, 2, "ImageNet-21k, then ILSVRC-2012",
+                    1000, f"distill/R152x2_T_{res}.npz", resolution=res,
+                    note="the distillation teacher (Beyer et al. 2021)"))
+    return table
+
+
+VARIANTS = _make_table()
+
+
+def get_variant(name):
+    """Returns the ``Variant`` called ``name``; unknown names list the valid ones."""
+    if isinstance(name, Variant):
+        return name
+    if name not in VARIANTS:
+        raise ValueError(
+            f"Unknown BiT model name: {name!r}. Valid names are: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def architecture_name(units, width):
+    """``R50x1`` style name for units per block and a width."""
+    return f"R{3 * sum(units) + 2}x{width}"
+
+
+def markdown_table():
+    """The README's variant table, made from ``VARIANTS``."""
+    rows = ["| name | architecture | upstream data | head | weights (under the bucket) |",
+            "|---|---|---|---|---|"]
+    for v in VARIANTS.values():
+        where = f"`{v.weights_path}`" if v.weights_path else "never released"
+        rows.append(f"| `{v.name}` | {v.architecture} | {v.upstream} | {v.num_classes} | {where} |")
+    return "\n".join(rows)

@@ -1,0 +1,32 @@
+"""bit_keras: Big Transfer (BiT) for TensorFlow 2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="bit_keras",
+    version="0.1.0",
+    description="Big Transfer (BiT) model zoo for TensorFlow 2 / Keras 3: build, load, "
+                "fine-tune, pre-train and export BiT ResNet-v2 models.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["bit_keras", "bit_keras.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",  # 2.16+ ships Keras 3 as tf.keras
+        "keras>=3.3",
+        "numpy",
+        "tensorflow-datasets>=4.9",
+        "absl-py",
+        "h5py",  # official bit_tf2 .h5 checkpoints
+        "safetensors",  # timm-format checkpoints without pickles
+        "pillow",  # decoding BMP/GIF/odd images in folders with clear errors
+    ],
+    extras_require={
+        # tf-keras and tensorflow-hub only where Hub interoperability is offered and tested.
+        "hub": ["tf-keras", "tensorflow-hub"],
+        "plot": ["matplotlib"],
+        "test": ["pytest>=7", "tf-keras", "tensorflow-hub", "matplotlib", "psutil"],
+    },
+    include_package_data=True,
+    license="Apache-2.0",
+)

@@ -1,0 +1,137 @@
+"""Parity of the BiT layers and whole networks with an independent float64 NumPy reference."""
+
+import numpy as np
+import pytest
+
+import bit_keras
+import numpy_bit
+from bit_keras import layers
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
+
+
+def test_standardized_conv_matches_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 9, 9, 5)).astype(np.float32)
+    conv = layers.StandardizedConv2D(7, 3, strides=2, use_bias=False)
+    conv.build(x.shape)
+    kernel = rng.normal(1.0, 2.0, (3, 3, 5, 7)).astype(np.float32)
+    conv.kernel.assign(kernel)
+    want = numpy_bit.conv(x.astype(np.float64), numpy_bit.standardize(kernel), 2)
+    assert rel_err(np.asarray(conv(x)), want) < 1e-5
+    # The stored variable stays the raw kernel.
+    np.testing.assert_array_equal(conv.kernel.numpy(), kernel)
+
+
+def test_ws_epsilon_is_the_official_one():
+    # A near-constant kernel: 1e-10 (official) and 1e-8 (timm) give clearly different outputs.
+    assert layers.WS_EPSILON == 1e-10
+    kernel = np.random.default_rng(0).normal(0, 1e-5, (1, 1, 16, 1)).astype(np.float32)
+    got = np.asarray(layers.standardize_kernel(kernel))
+    want = numpy_bit.standardize(kernel, eps=1e-10)
+    wrong = numpy_bit.standardize(kernel, eps=1e-8)
+    assert np.allclose(got, want, rtol=1e-3)
+    assert not np.allclose(got, wrong, rtol=1e-2)
+
+
+def test_group_norm_matches_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (2, 5, 6, 64)).astype(np.float32)
+    gn = layers.GroupNormalization(32, activation="relu")
+    gn.build(x.shape)
+    gamma, beta = rng.uniform(0.5, 1.5, 64), rng.normal(0, 0.3, 64)
+    gn.gamma.assign(gamma.astype(np.float32))
+    gn.beta.assign(beta.astype(np.float32))
+    want = numpy_bit.relu(numpy_bit.group_norm(x.astype(np.float64), gamma, beta, 32))
+    assert rel_err(np.asarray(gn(x)), want) < 1e-5
+
+
+def test_group_norm_epsilon_is_bits_not_keras_default():
+    assert layers.GN_EPSILON == 1e-5
+    # Small-variance groups: eps 1e-3 would shrink the output visibly.
+    x = np.random.default_rng(0).normal(0, 0.01, (1, 4, 4, 32)).astype(np.float32)
+    got = np.asarray(layers.GroupNormalization(32)(x))
+    want = numpy_bit.group_norm(x.astype(np.float64), 1.0, 0.0, 32, eps=1e-5)
+    wrong = numpy_bit.group_norm(x.astype(np.float64), 1.0, 0.0, 32, eps=1e-3)
+    assert rel_err(got, want) < 1e-4
+    assert rel_err(got, wrong) > 0.1
+
+
+def test_group_norm_statistics_stay_float32_under_bfloat16():
+    # A large mean and small spread: bfloat16 statistics (8 bits of mantissa) lose the spread
+    # entirely; float32 statistics keep it.
+    rng = np.random.default_rng(0)
+    x = (100.0 + rng.normal(0, 1.0, (1, 8, 8, 32))).astype(np.float32)
+    gn = layers.GroupNormalization(32, dtype="mixed_bfloat16")
+    got = np.asarray(gn(x), dtype=np.float64)
+    want = numpy_bit.group_norm(x.astype(np.float64), 1.0, 0.0, 32)
+    # The input itself is rounded to bfloat16 (spacing 0.5 at 100), so compare loosely,
+    # but far tighter than bfloat16 statistics could reach.
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.95
+
+
+def test_group_norm_rejects_bad_groups():
+    with pytest.raises(ValueError, match="divisible by groups=32"):
+        layers.GroupNormalization(32)(np.zeros((1, 2, 2, 48), np.float32))
+    with pytest.raises(ValueError, match="groups must be a positive int"):
+        layers.GroupNormalization(0)
+
+
+@pytest.mark.parametrize("units,width,base,groups", [
+    ((3, 4, 6, 3), 1, 8, 4),     # R50 family
+    ((3, 4, 23, 3), 1, 8, 4),    # R101 family
+    ((3, 8, 36, 3), 1, 8, 4),    # R152 family
+    ((1, 1, 1, 1), 2, 16, 8),    # widths 2, 3, 4
+    ((1, 1, 1, 1), 3, 16, 8),
+    ((1, 1, 1, 1), 4, 16, 8),
+    ((1, 1, 1, 1), 1, 32, 32),   # BiT's own 32 groups
+])
+def test_network_matches_numpy(units, width, base, groups):
+    weights = numpy_bit.random_weights(units, width, 7, base=base, seed=sum(units) + width)
+    model = bit_keras.resnet_v2(units, width, num_classes=7, base_filters=base, groups=groups)
+    bit_keras.load_weights(model, weights)
+    images = np.random.default_rng(2).uniform(0, 1, (2, 40, 36, 3)).astype(np.float32)
+    want = numpy_bit.forward(weights, images, groups=groups)
+    got = np.asarray(model(images))
+    assert rel_err(got, want) < 1e-4
+
+
+def test_model_rescales_images_from_unit_range(tiny_model, images):
+    weights = numpy_bit.random_weights((1, 1, 1, 1), 1, 5, base=16)
+    bit_keras.load_weights(tiny_model, weights)
+    # The reference maps [0, 1] to [-1, 1]; feeding [-1, 1] to the model would be wrong.
+    want = numpy_bit.forward(weights, images, groups=8)
+    assert rel_err(np.asarray(tiny_model(images)), want) < 1e-4
+    assert rel_err(np.asarray(tiny_model(images * 2 - 1)), want) > 1e-2
+
+
+def test_features_are_pre_logits():
+    weights = numpy_bit.random_weights((1, 1, 1, 1), 1, 0, base=16)
+    model = bit_keras.resnet_v2((1, 1, 1, 1), 1, include_top=False, base_filters=16, groups=8)
+    bit_keras.load_weights(model, weights)
+    images = np.random.default_rng(3).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
+    got = np.asarray(model(images))
+    assert got.shape == (3, 16 * 32)
+    assert rel_err(got, numpy_bit.forward(weights, images, groups=8, include_top=False)) < 1e-4
+
+
+def test_every_weight_gets_a_gradient_and_nothing_is_nan(tiny_model, images):
+    import tensorflow as tf
+    bit_keras.load_weights(tiny_model, numpy_bit.random_weights((1, 1, 1, 1), 1, 5, base=16))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tiny_model(images, training=True) ** 2)
+    grads = tape.gradient(loss, tiny_model.trainable_variables)
+    assert all(g is not None for g in grads)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    assert all(np.any(g != 0) for g in grads)
+
+
+@pytest.mark.slow
+def test_real_size_r50x1_matches_numpy():
+    weights = numpy_bit.random_weights((3, 4, 6, 3), 1, 10)
+    model = bit_keras.build("R50x1", num_classes=10)
+    bit_keras.load_weights(model, weights)
+    images = np.random.default_rng(2).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    assert rel_err(np.asarray(model(images)), numpy_bit.forward(weights, images)) < 1e-4
