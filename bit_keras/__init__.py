@@ -27,3 +27,20 @@ from bit_keras.variants import VARIANTS, Variant, get_variant  # noqa: E402
 from bit_keras.zoo import build, load  # noqa: E402
 
 __version__ = "0.1.0"
+
+# Heavier parts load on first use: "attribute": "module:name". Each feature adds its line.
+_LAZY = {
+    "export": "bit_keras.exporter:export",
+    "fine_tune": "bit_keras.finetuning:fine_tune",
+    "pretrain": "bit_keras.pretraining:pretrain",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        module, attr = _LAZY[name].split(":")
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bit_keras' has no attribute {name!r}")
