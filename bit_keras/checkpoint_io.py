@@ -69,7 +69,7 @@ def _read_npz(path):
                 "checkpoints (a pickle is code). Save plain float arrays instead.") from e
         raise
     except zipfile.BadZipFile as e:
-        raise CheckpointError(f"Cannot read checkpoint {path}: not a valid .npz (zip) file ({e})") from e
+        raise CheckpointError(f"Cannot read checkpoint {path}: the file is truncated or corrupt, not a valid .npz (zip) file ({e})") from e
     origin = "timm" if any(k.startswith(("stem.", "stages.", "module.stem.")) for k in raw) else "official"
     return raw, origin
 

@@ -137,7 +137,7 @@ def feature_extractor(model, names=FEATURE_NAMES):
     if unknown:
         raise ValueError(f"Unknown feature names {unknown}. Valid names are: {list(FEATURE_NAMES)}")
     outputs = {n: model.get_layer(n).output for n in names}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    return keras.Model(model.input, outputs, name=f"{model.name}_features")
 
 
 def model_structure(model):
