@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 # Heavier parts load on first use: "attribute": "module:name". Each feature adds its line.
 _LAZY = {
+    "data": "bit_keras.data:",  # an empty name: the module itself
     "export": "bit_keras.exporter:export",
     "fine_tune": "bit_keras.finetuning:fine_tune",
     "pretrain": "bit_keras.pretraining:pretrain",
@@ -40,7 +41,8 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
         module, attr = _LAZY[name].split(":")
-        value = getattr(importlib.import_module(module), attr)
+        value = importlib.import_module(module)
+        value = getattr(value, attr) if attr else value
         globals()[name] = value
         return value
     raise AttributeError(f"module 'bit_keras' has no attribute {name!r}")

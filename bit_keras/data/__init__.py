@@ -1,0 +1,23 @@
+"""Data for BiT: labelled image sources and the deterministic ``tf.data`` pipelines.
+
+A ``Source`` is random-access labelled images (a folder, a TFDS dataset, arrays, a finite
+``tf.data.Dataset``); ``train_dataset`` turns it into an infinite, resumable, augmented
+stream and ``eval_dataset`` into a finite one. Images are float32 in [0, 1] throughout.
+
+Example:
+
+>>> import bit_keras
+>>> source = bit_keras.data.load_source("flowers/", "train", examples_per_class=10)
+>>> ds = bit_keras.data.train_dataset(source, batch_size=64, resize=160, crop=128)
+"""
+
+from bit_keras.data.arrays import from_arrays, from_dataset
+from bit_keras.data.augment import AUGMENTATIONS
+from bit_keras.data.folder import IMAGE_EXTENSIONS, from_folder
+from bit_keras.data.loading import load_source
+from bit_keras.data.pipeline import eval_dataset, train_dataset
+from bit_keras.data.source import Source
+from bit_keras.data.tfds_source import from_tfds
+
+__all__ = ["AUGMENTATIONS", "IMAGE_EXTENSIONS", "Source", "eval_dataset", "from_arrays",
+           "from_dataset", "from_folder", "from_tfds", "load_source", "train_dataset"]

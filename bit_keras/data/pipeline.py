@@ -1,0 +1,170 @@
+"""``train_dataset`` and ``eval_dataset``: the ``tf.data`` pipelines over a ``Source``.
+
+The training stream is a pure function of the element's global position ``g`` in it:
+epoch ``g // n`` is a permutation of the pipeline's ``n`` examples
+(``tf.random.experimental.index_shuffle`` seeded by ``(seed, pipeline, epoch)``), and every
+random crop, flip and mixup weight is a stateless op seeded by ``(seed, pipeline, g)``.
+So a stream started at ``start_step`` equals the tail of one started at 0, which is what a
+resumed run needs, and nothing depends on thread timing.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from bit_keras.data import augment as aug
+from bit_keras.data import sampling
+from bit_keras.data.source import Source
+
+AUTOTUNE = tf.data.AUTOTUNE
+_PERMUTE, _AUGMENT, _MIXUP = 0, 1, 2  # independent random streams of one pipeline
+
+
+def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, seed=0,
+                  start_step=0, augment="hyperrule", input_context=None):
+    """An infinite, deterministic training stream of augmented, labelled batches.
+
+    Args:
+        source: a ``bit_keras.data.Source``.
+        batch_size: the batch of this input pipeline (per worker or replica under
+            ``tf.distribute``, as ``input_context.get_per_replica_batch_size`` gives it).
+        resize: ``"hyperrule"`` resizes every image to ``resize`` x ``resize`` first
+            (ignored by ``"inception"``).
+        crop: the side of the images produced.
+        mixup_alpha: mixup within the batch with Beta(alpha, alpha); 0 turns it off.
+        seed: a non-negative int; the stream is a function of ``(seed, input_context)``.
+        start_step: the first batch to produce; the stream equals the stream started at 0
+            after ``start_step`` batches (for resuming).
+        augment: ``"hyperrule"`` (BiT fine-tuning: resize, random crop, random flip) or
+            ``"inception"`` (pre-training: random-resized crop, random flip).
+        input_context: a ``tf.distribute.InputContext``; pipeline ``i`` of ``n`` reads
+            examples ``i, i + n, i + 2n, ...`` only.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images, labels)``: float32 ``[B, crop, crop, 3]`` in
+        [0, 1] and float32 ``[B, num_classes]`` one-hot, multi-hot or mixed.
+
+    Example:
+
+    >>> source = bit_keras.data.from_folder("flowers/train")
+    >>> ds = bit_keras.data.train_dataset(source, 64, resize=160, crop=128, mixup_alpha=0.1)
+    >>> images, labels = next(iter(ds))
+    """
+    _check_source(source)
+    batch_size = _positive_int(batch_size, "batch_size")
+    crop = _positive_int(crop, "crop")
+    seed = sampling.check_seed(seed)
+    start_step = sampling.check_seed(start_step, "start_step")
+    if augment not in aug.AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {aug.AUGMENTATIONS}. Received: augment={augment!r}")
+    if augment == "hyperrule":
+        resize = _positive_int(resize, "resize")
+        if resize < crop:
+            raise ValueError(f"resize must be at least crop. Received: resize={resize}, crop={crop}")
+    if isinstance(mixup_alpha, bool) or not isinstance(mixup_alpha, (int, float)) or not (
+            mixup_alpha >= 0 and np.isfinite(mixup_alpha)):
+        raise ValueError("mixup_alpha must be a float >= 0 (0 turns mixup off). Received: "
+                         f"mixup_alpha={mixup_alpha!r}")
+    pipeline, shard = _shard(source, input_context)
+    n = len(shard)
+    load = source.image_loader()
+    labels = tf.constant(source.one_hot_labels())
+    shard = tf.constant(shard)
+    keys = {stream: tf.constant([seed, pipeline * 3 + stream], tf.int64)
+            for stream in (_PERMUTE, _AUGMENT, _MIXUP)}
+
+    def element(g):
+        epoch_key = tf.random.experimental.stateless_fold_in(keys[_PERMUTE], g // n)
+        index = tf.gather(shard, tf.random.experimental.index_shuffle(
+            g % n, epoch_key, tf.constant(n - 1, tf.int64)))
+        key = tf.random.experimental.stateless_fold_in(keys[_AUGMENT], g)
+        image = load(index)
+        if augment == "hyperrule":
+            image = aug.hyperrule(image, key, resize, crop)
+        else:
+            image = aug.inception(image, key, crop)
+        return image, tf.gather(labels, index), g
+
+    def mix(images, batch_labels, g):
+        key = tf.random.experimental.stateless_fold_in(keys[_MIXUP], g[0] // batch_size)
+        return aug.mixup(images, batch_labels, float(mixup_alpha), key)
+
+    ds = tf.data.Dataset.counter(start=start_step * batch_size, dtype=tf.int64)
+    ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if mixup_alpha > 0:
+        ds = ds.map(mix, num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda images, batch_labels, g: (images, batch_labels))
+    return _finish(ds, input_context)
+
+
+def eval_dataset(source, batch_size, crop=128, input_context=None):
+    """A finite evaluation stream: every example once, in order, resized to ``crop``.
+
+    Args:
+        source: a ``bit_keras.data.Source``.
+        batch_size: the batch of this input pipeline; the last batch may be smaller.
+        crop: images are resized (bilinear, whole image) to ``crop`` x ``crop``, as the
+            official BiT evaluation does.
+        input_context: a ``tf.distribute.InputContext``; pipeline ``i`` of ``n`` reads
+            examples ``i, i + n, ...``.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images, labels)``: float32 ``[b, crop, crop, 3]`` in
+        [0, 1] and float32 one-hot (or multi-hot) ``[b, num_classes]``.
+
+    Example:
+
+    >>> ds = bit_keras.data.eval_dataset(bit_keras.data.from_tfds("cifar10", "test"), 100)
+    """
+    _check_source(source)
+    batch_size = _positive_int(batch_size, "batch_size")
+    crop = _positive_int(crop, "crop")
+    _, shard = _shard(source, input_context, allow_empty=True)
+    load = source.image_loader()
+    labels = tf.constant(source.one_hot_labels())
+    ds = tf.data.Dataset.from_tensor_slices(shard)
+    ds = ds.map(lambda i: (aug.center(load(i), crop), tf.gather(labels, i)),
+                num_parallel_calls=AUTOTUNE, deterministic=True)
+    return _finish(ds.batch(batch_size), input_context)
+
+
+def _finish(ds, input_context):
+    if input_context is not None:
+        # The examples are sharded here already; tf.distribute must not shard again.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF)
+        ds = ds.with_options(options)
+    return ds.prefetch(AUTOTUNE)
+
+
+def _shard(source, input_context, allow_empty=False):
+    """(pipeline id, int64 example indices of this pipeline)."""
+    everything = np.arange(source.num_examples, dtype=np.int64)
+    if input_context is None:
+        return 0, everything
+    if not isinstance(input_context, tf.distribute.InputContext):
+        raise TypeError("input_context must be a tf.distribute.InputContext or None. "
+                        f"Received: {type(input_context).__name__}")
+    i, n = input_context.input_pipeline_id, input_context.num_input_pipelines
+    shard = everything[i::n]
+    if not len(shard) and not allow_empty:
+        raise ValueError(f"every input pipeline needs examples, but {source.num_examples} "
+                         f"examples cannot feed {n} pipelines. Received: input_context with "
+                         f"num_input_pipelines={n}")
+    return i, shard
+
+
+def _check_source(source):
+    if not isinstance(source, Source):
+        raise TypeError("source must be a bit_keras.data.Source (see "
+                        "bit_keras.data.load_source). Received: " + type(source).__name__)
+    if source.num_examples == 0:
+        raise ValueError(f"source must hold images. Received: {source!r}")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
+    return int(value)
