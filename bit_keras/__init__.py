@@ -32,6 +32,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "data": "bit_keras.data:",  # an empty name: the module itself
     "export": "bit_keras.exporter:export",
+    "export_tflite": "bit_keras.exporter:export_tflite",
+    "publish": "bit_keras.exporter:publish",
+    "SavedModelLayer": "bit_keras.exporter:SavedModelLayer",
     "fine_tune": "bit_keras.finetuning:fine_tune",
     "pretrain": "bit_keras.pretraining:pretrain",
 }

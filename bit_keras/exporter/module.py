@@ -1,0 +1,112 @@
+"""The root object of an exported BiT SavedModel: a TF Hub Reusable SavedModel with signatures.
+
+The TF Hub Reusable SavedModel API asks for ``__call__(images, training=False)`` plus
+``variables``, ``trainable_variables`` and ``regularization_losses``. A ``tf.Module`` keeps
+``variables``/``trainable_variables`` as properties, which a SavedModel does not save (the
+reloaded object then has none, and ``hub.KerasLayer(..., trainable=True)`` silently trains
+nothing; DESIGN.md). Here they are plain list attributes, which are saved and restored.
+"""
+
+import keras
+import tensorflow as tf
+
+from bit_keras.exporter import signatures as sigs
+
+KINDS = ("feature_vector", "classifier")
+
+
+def _has_layer(model, name):
+    return any(layer.name == name for layer in model.layers)
+
+
+def select_model(model, kind):
+    """The Keras model an export of ``kind`` serves, sharing ``model``'s variables.
+
+    The feature vector is the pooled pre-logits: the model itself when it was built with
+    ``include_top=False`` (its output layer is ``features``), else a sub-model that stops at
+    ``pre_logits``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}. Received: kind={kind!r}")
+    if not isinstance(model, keras.Model) or not _has_layer(model, "pre_logits"):
+        raise ValueError(
+            "model must be a BiT model from bit_keras.build/load/resnet_v2 (it has no "
+            f"'pre_logits' layer). Received: model={getattr(model, 'name', model)!r}")
+    if kind == "classifier":
+        if not _has_layer(model, "head"):
+            raise ValueError(
+                "kind='classifier' needs a model with a head (built with include_top=True). "
+                f"Received: model={model.name!r}, which outputs features; use "
+                "kind='feature_vector'")
+        return model
+    if _has_layer(model, "features"):
+        return model
+    return keras.Model(model.inputs, model.get_layer("pre_logits").output,
+                       name=f"{model.name}_feature_vector")
+
+
+class BitModule(tf.Module):
+    """The exported root: ``__call__``, variable lists and the serving signatures.
+
+    Args:
+        net: the Keras model to serve (from ``select_model``, maybe folded).
+        kind: ``"feature_vector"`` or ``"classifier"``.
+        image_size: the side the ``image_bytes`` signature resizes to.
+        labels_path: a checked class-list file to embed as an asset, or None.
+        top_k, label_scores: the top classes reported with labels, and how logits become
+            scores (``"softmax"`` or ``"sigmoid"``).
+        trainable: whether ``trainable_variables`` lists the weights (False for a folded,
+            serving-only export).
+    """
+
+    # Class attributes shadow tf.Module's properties so that instances can hold tracked lists.
+    variables = None
+    trainable_variables = None
+
+    def __init__(self, net, kind, image_size, labels_path=None, top_k=5,
+                 label_scores="softmax", trainable=True):
+        super().__init__(name=None)
+        self.variables = [v.value for v in net.weights]
+        self.trainable_variables = list(self.variables) if trainable else []
+        self.regularization_losses = []
+        self.label_table = sigs.label_table(labels_path) if labels_path else None
+        self.labels_file = tf.saved_model.Asset(labels_path) if labels_path else None
+        kind_, table = kind, self.label_table
+
+        def forward(images, training):
+            return tf.cast(net(images, training=training), tf.float32)
+
+        @tf.function(autograph=False)
+        def call(images, training=False):
+            return forward(images, training)
+
+        for training in (False, True):
+            call.get_concrete_function(sigs.IMAGES_SPEC, training=training)
+        self.__call__ = call
+
+        @tf.function(input_signature=[sigs.IMAGES_SPEC], autograph=False)
+        def serving_default(images):
+            return sigs.outputs(forward(images, False), kind_, table, top_k, label_scores)
+
+        @tf.function(input_signature=[sigs.IMAGE_BYTES_SPEC], autograph=False)
+        def image_bytes(image_bytes):
+            images = sigs.decode_images(image_bytes, image_size)
+            return sigs.outputs(forward(images, False), kind_, table, top_k, label_scores)
+
+        self.serving_default = serving_default
+        self.image_bytes = image_bytes
+        names = ["serving_default", "image_bytes"]
+        if table is not None:
+            num_classes = net.output.shape[-1]
+
+            @tf.function(input_signature=[], autograph=False)
+            def labels():
+                return {"labels": table.lookup(tf.range(num_classes, dtype=tf.int64))}
+
+            self.labels = labels
+            names.append("labels")
+        self._signature_names = tuple(names)
+
+    def signatures(self):
+        """The ``signatures=`` argument of ``tf.saved_model.save``."""
+        return {name: getattr(self, name) for name in self._signature_names}

@@ -1,0 +1,148 @@
+"""``bit_keras.export``: a BiT model as a TF Hub / TF Serving / Keras 3 SavedModel."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from bit_keras import variants
+from bit_keras.exporter import atomic
+from bit_keras.exporter import fold
+from bit_keras.exporter import module as bit_module
+from bit_keras.exporter import signatures as sigs
+
+METADATA_PATH = os.path.join("assets.extra", "bit_keras_export.json")
+LABEL_SCORES = ("softmax", "sigmoid")
+# TF Hub's resolution for the BiT modules when a name does not say otherwise.
+DEFAULT_IMAGE_SIZE = 224
+
+
+def _default_image_size(model):
+    variant = variants.VARIANTS.get(model.name)
+    return variant.resolution if variant else DEFAULT_IMAGE_SIZE
+
+
+def _check_args(kind, version, image_size, top_k, label_scores):
+    if kind not in bit_module.KINDS:
+        raise ValueError(f"kind must be one of {list(bit_module.KINDS)}. Received: kind={kind!r}")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                or version < 0):
+        raise ValueError("version must be None or a non-negative int (TF Serving's numeric "
+                         f"version directory). Received: version={version!r}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise ValueError(f"image_size must be a positive int or None. Received: image_size={image_size!r}")
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int. Received: top_k={top_k!r}")
+    if label_scores not in LABEL_SCORES:
+        raise ValueError(f"label_scores must be one of {list(LABEL_SCORES)}. "
+                         f"Received: label_scores={label_scores!r}")
+
+
+def export(model, export_dir, kind="feature_vector", labels=None, version=None, overwrite=False,
+           fold_standardization=False, image_size=None, top_k=5, label_scores="softmax"):
+    """Exports a BiT model as a SavedModel for TF Hub, Keras 3, TF Serving and TFLite users.
+
+    The SavedModel needs no bit_keras to load. Its root is a TF Hub Reusable SavedModel
+    (``__call__(images, training=False)``, ``variables``, ``trainable_variables``,
+    ``regularization_losses``), so ``hub.KerasLayer(path, trainable=True)`` fine-tunes it.
+    Signatures: ``serving_default`` (``images`` float32 ``[batch, height, width, 3]`` in
+    [0, 1] -> ``feature_vector`` or ``logits``), ``image_bytes`` (a batch of JPEG/PNG
+    strings, resized to ``image_size``) and, with ``labels``, ``labels`` plus the outputs
+    ``top_labels``, ``top_scores`` and ``top_indices``. Written beside the target and
+    renamed into place at the end (DESIGN.md "Exported SavedModels").
+
+    Args:
+        model: a BiT ``keras.Model`` from ``bit_keras.build``/``load``/``resnet_v2``.
+        export_dir: the SavedModel directory, or the model directory TF Serving watches
+            when ``version`` is given.
+        kind: ``"feature_vector"`` (the pooled pre-logits, ``2048 * width`` floats) or
+            ``"classifier"`` (the head's logits; needs a model with a head).
+        labels: a text file with one class name per line (as many as the head has classes),
+            embedded as an asset; only with ``kind="classifier"``.
+        version: a non-negative int: write ``<export_dir>/<version>/`` (TF Serving layout).
+        overwrite: replace an existing target; otherwise an existing target is an error and
+            is left as it was.
+        fold_standardization: store the convolution kernels already weight-standardized:
+            faster serving, but the artefact is serving-only (its ``trainable_variables`` is
+            empty and its variables are no longer the BiT parameters).
+        image_size: the side ``image_bytes`` resizes to; default the variant's resolution
+            (224 for names outside ``bit_keras.VARIANTS``).
+        top_k: how many top classes the labelled outputs report.
+        label_scores: ``"softmax"`` or ``"sigmoid"`` (BiT-M's upstream loss) for
+            ``top_scores``.
+
+    Returns:
+        The path of the written SavedModel directory.
+
+    Example:
+
+    >>> model = bit_keras.load("BiT-M-R50x1", weights="BiT-M-R50x1.npz")
+    >>> bit_keras.export(model, "/models/bit_m_r50x1_fv", kind="feature_vector", version=1)
+    '/models/bit_m_r50x1_fv/1'
+    """
+    _check_args(kind, version, image_size, top_k, label_scores)
+    net = bit_module.select_model(model, kind)
+    labels_names = None
+    if labels is not None:
+        if kind != "classifier":
+            raise ValueError(f"labels is only for kind='classifier'. Received: kind={kind!r}, "
+                             f"labels={labels!r}")
+        labels_names = sigs.read_labels(os.fspath(labels), net.output.shape[-1])
+    image_size = image_size or _default_image_size(model)
+    target = os.fspath(export_dir)
+    if version is not None:
+        target = os.path.join(target, str(version))
+    atomic.check_target(os.path.abspath(target), overwrite)
+    if fold_standardization:
+        net = fold.fold_standardization(net)
+    with atomic.atomic_directory(target, overwrite) as tmp:
+        labels_path = None
+        if labels_names is not None:
+            # The asset is copied into the SavedModel under this file's name.
+            labels_path = os.path.join(tmp, "labels.txt")
+            with open(labels_path, "w", encoding="utf-8") as f:
+                f.write("\n".join(labels_names) + "\n")
+        root = bit_module.BitModule(net, kind, image_size, labels_path, top_k, label_scores,
+                                    trainable=not fold_standardization)
+        saved = os.path.join(tmp, "saved_model")
+        tf.saved_model.save(root, saved, signatures=root.signatures())
+        metadata = _metadata(model, net, kind, image_size, labels_names, top_k, label_scores,
+                             fold_standardization)
+        os.makedirs(os.path.join(saved, "assets.extra"), exist_ok=True)
+        with open(os.path.join(saved, METADATA_PATH), "w", encoding="utf-8") as f:
+            json.dump(metadata, f, indent=1)
+        for entry in os.listdir(saved):
+            os.rename(os.path.join(saved, entry), os.path.join(tmp, entry))
+        os.rmdir(saved)
+        if labels_path:
+            os.remove(labels_path)
+    return os.path.abspath(target)
+
+
+def _metadata(model, net, kind, image_size, labels_names, top_k, label_scores, folded):
+    import bit_keras
+    output_size = int(net.output.shape[-1])
+    key = sigs.OUTPUT_KEYS[kind]
+    outputs = {key: ["float32", [None, output_size]]}
+    if labels_names:
+        k = min(top_k, output_size)
+        outputs.update(top_labels=["string", [None, k]], top_scores=["float32", [None, k]],
+                       top_indices=["int32", [None, k]])
+    variant = variants.VARIANTS.get(model.name)
+    return {
+        "name": model.name, "kind": kind, "output_size": output_size,
+        "image_size": image_size, "fold_standardization": folded,
+        "num_parameters": int(sum(v.numpy().size for v in net.weights)),
+        "upstream": variant.upstream if variant else None,
+        "architecture": variant.architecture if variant else None,
+        "labels": len(labels_names) if labels_names else 0,
+        "label_scores": label_scores if labels_names else None,
+        "signatures": {
+            "serving_default": {"inputs": {"images": ["float32", [None, None, None, 3]]},
+                                "outputs": outputs},
+            "image_bytes": {"inputs": {"image_bytes": ["string", [None]]}, "outputs": outputs},
+            **({"labels": {"inputs": {}, "outputs": {"labels": ["string", [output_size]]}}}
+               if labels_names else {}),
+        },
+        "bit_keras_version": bit_keras.__version__,
+    }

@@ -1,0 +1,111 @@
+"""The serving signatures of an exported BiT SavedModel (DESIGN.md "Exported SavedModels").
+
+``serving_default`` takes float32 images in [0, 1]; ``image_bytes`` takes a batch of encoded
+JPEG/PNG files, checks each one before decoding it (format, size) and resizes it to the
+export's resolution; ``labels`` returns the embedded class list. Bad images fail the request
+with an ``InvalidArgumentError`` that says what is wrong; they never crash a server.
+"""
+
+import tensorflow as tf
+
+IMAGES_KEY = "images"
+IMAGE_BYTES_KEY = "image_bytes"
+OUTPUT_KEYS = {"feature_vector": "feature_vector", "classifier": "logits"}
+# Decoding a 6000 x 6000 photo takes ~100 MB as uint8; beyond that a request is refused
+# before anything is decoded, so one huge upload cannot take a server's memory.
+MAX_IMAGE_PIXELS = 36_000_000
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A PNG file stores width and height as big-endian uint32 at bytes 16..24 (the IHDR chunk).
+_PNG_HEADER_BYTES = 24
+
+IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)
+IMAGE_BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)
+
+
+def _png_shape(data):
+    header = tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8)
+    header = tf.cast(header, tf.int64)
+    width = ((header[0] * 256 + header[1]) * 256 + header[2]) * 256 + header[3]
+    height = ((header[4] * 256 + header[5]) * 256 + header[6]) * 256 + header[7]
+    return tf.stack([height, width])
+
+
+def _checked(data, max_pixels):
+    """``data`` after assertions on its format and size (the request fails if one fails)."""
+    length = tf.strings.length(data)
+    is_png = tf.logical_and(length >= _PNG_HEADER_BYTES,
+                            tf.equal(tf.strings.substr(data, 0, 8), _PNG_MAGIC))
+    is_jpeg = tf.io.is_jpeg(data)
+    known = tf.debugging.Assert(
+        tf.logical_or(is_png, is_jpeg),
+        ["image_bytes: not a JPEG or PNG image (empty, truncated, corrupt or another format); "
+         "the first bytes are", tf.strings.substr(data, 0, 8), "of", length, "bytes"])
+    with tf.control_dependencies([known]):
+        shape = tf.cond(is_jpeg,
+                        lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
+                        lambda: _png_shape(data))
+    pixels = shape[0] * shape[1]
+    small = tf.debugging.Assert(
+        pixels <= max_pixels,
+        ["image_bytes: image of height x width", shape, "is larger than the limit of",
+         tf.constant(max_pixels, tf.int64), "pixels"], summarize=2)
+    with tf.control_dependencies([small]):
+        return tf.identity(data)
+
+
+def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS):
+    """Decodes a batch of JPEG/PNG strings to float32 [0, 1] images of ``image_size``^2.
+
+    Each image is resized (bilinear, as the BiT evaluation pipeline does) without keeping
+    its aspect ratio; an image already of that size passes through unchanged.
+    """
+
+    def decode(data):
+        data = _checked(data, max_pixels)
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+        return image / 255.0
+
+    return tf.map_fn(decode, image_bytes,
+                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+
+
+def label_table(labels_path):
+    """A lookup table line number -> class name, read from an asset file at load time."""
+    initializer = tf.lookup.TextFileInitializer(
+        labels_path, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE)
+    return tf.lookup.StaticHashTable(initializer, default_value="")
+
+
+def outputs(values, kind, table=None, top_k=5, label_scores="softmax"):
+    """The signature's output dict: the model output and, with labels, the top classes."""
+    result = {OUTPUT_KEYS[kind]: values}
+    if table is not None:
+        probabilities = tf.nn.softmax(values) if label_scores == "softmax" else tf.sigmoid(values)
+        k = min(top_k, values.shape[-1])
+        scores, indices = tf.math.top_k(probabilities, k=k)
+        result["top_scores"] = scores
+        result["top_indices"] = indices
+        result["top_labels"] = table.lookup(tf.cast(indices, tf.int64))
+    return result
+
+
+def read_labels(path, num_classes):
+    """Reads and checks a class-list file: one non-empty name per line, ``num_classes`` lines."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"labels must be a readable UTF-8 text file, one class name per line. "
+                         f"Received: labels={path!r} ({e})") from None
+    if names and names[-1] == "":
+        names.pop()
+    empty = [i for i, n in enumerate(names) if not n.strip()]
+    if len(names) != num_classes or empty:
+        raise ValueError(
+            f"labels must have exactly one non-empty class name per line for the "
+            f"{num_classes} classes of the head. Received: labels={path!r} with {len(names)} "
+            f"lines" + (f", empty at lines {[i + 1 for i in empty[:5]]}" if empty else ""))
+    return names
