@@ -1,0 +1,326 @@
+"""bit_keras.data: sources from real image files, real TFDS builders, arrays and tf.data;
+the deterministic, resumable, sharded training stream; the evaluation stream."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import bit_keras
+from bit_keras import data as bd
+from bit_keras.data import folder as folder_module
+
+RNG = np.random.default_rng(0)
+
+
+def _write(path, array, fmt=None, mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image = Image.fromarray(array, mode) if mode else Image.fromarray(array)
+    image.save(path, fmt)
+
+
+def _folder(root, classes=3, per_class=6, size=(12, 12)):
+    for c in range(classes):
+        for k in range(per_class):
+            pixels = np.full(size + (3,), 10 * c + k, np.uint8)
+            _write(str(root / f"class{c}" / f"img{k:02d}.png"), pixels)
+    return str(root)
+
+
+def _numpy_bilinear(image, size):
+    """TF2 resize (half-pixel centres, bilinear, no antialias), in float64."""
+    h, w = image.shape[:2]
+
+    def axis(n_in, n_out):
+        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        lo = np.floor(pos).astype(int)
+        return lo, np.minimum(lo + 1, n_in - 1), pos - lo
+    y0, y1, fy = axis(h, size)
+    x0, x1, fx = axis(w, size)
+    image = image.astype(np.float64)
+    top = image[y0][:, x0] * (1 - fx)[None, :, None] + image[y0][:, x1] * fx[None, :, None]
+    bot = image[y1][:, x0] * (1 - fx)[None, :, None] + image[y1][:, x1] * fx[None, :, None]
+    return top * (1 - fy)[:, None, None] + bot * fy[:, None, None]
+
+
+def _take(ds, n):
+    return [(x.numpy(), y.numpy()) for x, y in ds.take(n)]
+
+
+def _index_source(n=10, size=8, classes=2):
+    """Every image is constant, of value index / 255: an image tells which example it is."""
+    images = np.repeat(np.arange(n, dtype=np.uint8), size * size * 3).reshape(n, size, size, 3)
+    return bd.from_arrays(images, np.arange(n) % classes)
+
+
+def _ids(batches):
+    return [int(round(v)) for x, _ in batches for v in x[:, 0, 0, 0] * 255]
+
+
+# --- folders ---------------------------------------------------------------------------
+
+def test_folder_formats_modes_and_corrupt_files(tmp_path):
+    rgb = RNG.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    gray = RNG.integers(0, 256, (16, 16), dtype=np.uint8)
+    rgba = RNG.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    _write(str(tmp_path / "a" / "1.jpg"), rgb, "JPEG")
+    _write(str(tmp_path / "a" / "2.png"), gray, "PNG")
+    _write(str(tmp_path / "a" / "3.png"), rgba, "PNG", "RGBA")
+    _write(str(tmp_path / "b" / "4.bmp"), rgb, "BMP")
+    _write(str(tmp_path / "b" / "5.gif"), rgb, "GIF")
+    _write(str(tmp_path / "b" / "sub" / "6.tiff"), rgb, "TIFF")  # Pillow only; recursive
+    (tmp_path / "b" / "bad.jpg").write_bytes(b"not an image at all")
+    (tmp_path / "a" / "cut.png").write_bytes((tmp_path / "a" / "2.png").read_bytes()[:60])
+    (tmp_path / "a" / "notes.txt").write_text("ignored")
+    with pytest.warns(UserWarning, match=r"Skipped 2 unreadable image file\(s\)") as record:
+        source = bd.from_folder(tmp_path)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert os.path.join("a", "cut.png") in message and os.path.join("b", "bad.jpg") in message
+    assert source.class_names == ["a", "b"] and source.num_examples == 6
+    np.testing.assert_array_equal(source.labels, [0, 0, 0, 1, 1, 1])
+    (images, labels), = _take(bd.eval_dataset(source, 8, crop=16), 1)
+    np.testing.assert_array_equal(labels, np.eye(2)[[0, 0, 0, 1, 1, 1]])
+    got = np.round(images * 255).astype(int)
+    with Image.open(tmp_path / "a" / "1.jpg") as im:
+        assert np.abs(got[0] - np.asarray(im.convert("RGB"), int)).max() <= 8  # two IDCTs
+    np.testing.assert_array_equal(got[1], np.repeat(gray[..., None], 3, -1))
+    np.testing.assert_array_equal(got[2], rgba[..., :3])
+    np.testing.assert_array_equal(got[3], rgb)
+    with Image.open(tmp_path / "b" / "5.gif") as im:
+        np.testing.assert_array_equal(got[4], np.asarray(im.convert("RGB")))
+    np.testing.assert_array_equal(got[5], rgb)
+
+
+def test_folder_median_area_is_of_the_original_images(tmp_path):
+    sizes = [(10, 20), (30, 30), (8, 8), (50, 12), (16, 40)]
+    for i, (h, w) in enumerate(sizes):
+        _write(str(tmp_path / f"c{i % 2}" / f"{i}.png"), np.zeros((h, w, 3), np.uint8))
+    source = bd.from_folder(tmp_path)
+    assert source.median_image_area() == np.median([h * w for h, w in sizes])
+    np.testing.assert_array_equal(np.sort(source.image_sizes()[:, 0]), sorted(h for h, _ in sizes))
+
+
+def test_few_shot_is_deterministic_per_seed_and_ignores_listing_order(tmp_path, monkeypatch):
+    root = _folder(tmp_path, classes=3, per_class=6)
+    draw = lambda seed: list(bd.from_folder(root, examples_per_class=2, seed=seed)._store.paths)
+    first = draw(0)
+    assert len(first) == 6 and first == draw(0)
+    assert any(draw(s) != first for s in (1, 2, 3))
+    # The rule, computed independently: class c's sorted files, permuted by (seed, c).
+    expected = []
+    for c in range(3):
+        files = sorted(os.path.join(root, f"class{c}", f"img{k:02d}.png") for k in range(6))
+        expected += sorted(np.array(files)[np.random.default_rng([0, c]).permutation(6)[:2]])
+    assert first == expected
+    real_walk = os.walk
+    monkeypatch.setattr(folder_module.os, "walk", lambda *a, **k: (
+        (root_, dirs, names[::-1]) for root_, dirs, names in real_walk(*a, **k)))
+    assert draw(0) == first
+
+
+def test_few_shot_passes_over_unreadable_files(tmp_path):
+    root = _folder(tmp_path, classes=2, per_class=3)
+    (tmp_path / "class0" / "img00.png").write_bytes(b"broken")
+    with pytest.warns(UserWarning, match="img00.png"):
+        source = bd.from_folder(root, examples_per_class=2, seed=0)
+    assert source.num_examples == 4
+    assert not any(p.endswith(os.path.join("class0", "img00.png")) for p in source._store.paths)
+
+
+def test_folder_errors_name_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="path=.*missing"):
+        bd.from_folder(tmp_path / "missing")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(NotADirectoryError, match="file.txt"):
+        bd.from_folder(tmp_path / "file.txt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="one subfolder per class"):
+        bd.from_folder(tmp_path / "empty")
+    root = _folder(tmp_path / "few", classes=2, per_class=3)
+    os.remove(os.path.join(root, "class1", "img00.png"))
+    with pytest.raises(ValueError, match=r"examples_per_class=3 .*class 'class1' has 2"):
+        bd.from_folder(root, examples_per_class=3)
+    os.makedirs(os.path.join(root, "class2"))
+    with pytest.raises(ValueError, match="'class2'"):
+        bd.from_folder(root)
+    with pytest.raises(ValueError, match="examples_per_class=0"):
+        bd.from_folder(root, examples_per_class=0)
+    with pytest.raises(ValueError, match="seed=-1"):
+        bd.from_folder(root, seed=-1)
+
+
+# --- arrays and tf.data ------------------------------------------------------------------
+
+def test_from_arrays_converts_every_accepted_form():
+    u8 = RNG.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)
+    source = bd.from_arrays(u8.astype(np.float32) / 255, [0, 1, 2, 1], class_names="xyz")
+    assert source.class_names == ["x", "y", "z"] and not source.multi_label
+    (images, _), = _take(bd.eval_dataset(source, 4, crop=6), 1)
+    np.testing.assert_allclose(images, u8 / 255, atol=1e-6)
+    gray = bd.from_arrays(u8[..., 0], [0, 0, 1, 1])  # NHW
+    (images, _), = _take(bd.eval_dataset(gray, 4, crop=6), 1)
+    np.testing.assert_allclose(images * 255, np.repeat(u8[..., :1], 3, -1), atol=1e-4)
+    rgba = bd.from_arrays(np.concatenate([u8, u8[..., :1]], -1), [0, 0, 1, 1])
+    (images, _), = _take(bd.eval_dataset(rgba, 4, crop=6), 1)
+    np.testing.assert_allclose(images * 255, u8, atol=1e-4)
+    mixed_sizes = bd.from_arrays([u8[0], u8[1, :4], u8[2, :, :2]], [0, 1, 0])
+    assert mixed_sizes.median_image_area() == 24
+    one_hot = bd.from_arrays(u8, np.eye(3)[[0, 1, 2, 0]])
+    assert not one_hot.multi_label and list(one_hot.labels) == [0, 1, 2, 0]
+    multi = bd.from_arrays(u8, [[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1]])
+    assert multi.multi_label and multi.num_classes == 3
+    np.testing.assert_array_equal(multi.one_hot_labels()[3], [1, 0, 1])
+
+
+@pytest.mark.parametrize("images, labels, message", [
+    (np.full((2, 4, 4, 3), 1.5, np.float32), [0, 1], r"\[0, 1\]"),
+    (np.full((2, 4, 4, 3), 300, np.int32), [0, 1], "0..255"),
+    (np.zeros((2, 4, 4, 2), np.uint8), [0, 1], "C in 1, 3, 4"),
+    (np.zeros((2, 4, 4, 3), np.uint8), [0, 1, 2], r"labels must be \(2,\)"),
+    (np.zeros((2, 4, 4, 3), np.uint8), [0, -1], r"labels must lie in \[0, 1\)"),
+    (np.zeros((2, 4, 4, 3), np.uint8), [[0, 2], [1, 0]], "multi-hot labels must be 0 or 1"),
+    (np.zeros((4, 4), np.uint8), [0], "NHWC"),
+])
+def test_from_arrays_errors(images, labels, message):
+    with pytest.raises(ValueError, match=message):
+        bd.from_arrays(images, labels)
+
+
+def test_from_dataset_reads_pairs_dicts_and_batches():
+    images = RNG.integers(0, 256, (6, 5, 5, 3), dtype=np.uint8)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    pairs = bd.from_dataset(tf.data.Dataset.from_tensor_slices((images, labels)).batch(4))
+    assert pairs.num_examples == 6 and pairs.num_classes == 3
+    (got, one_hot), = _take(bd.eval_dataset(pairs, 6, crop=5), 1)
+    np.testing.assert_allclose(got * 255, images, atol=1e-4)
+    np.testing.assert_array_equal(one_hot.argmax(1), labels)
+    dicts = bd.from_dataset(tf.data.Dataset.from_tensor_slices(
+        {"image": images, "label": labels}), num_classes=3, examples_per_class=1, seed=0)
+    assert dicts.num_classes == 3 and dicts.num_examples == 3
+    wider = bd.from_dataset(tf.data.Dataset.from_tensor_slices((images, labels)), num_classes=5)
+    assert wider.class_names == ["0", "1", "2", "3", "4"]
+    with pytest.raises(ValueError, match=r"class '3' has 0, class '4' has 0"):
+        bd.from_dataset(tf.data.Dataset.from_tensor_slices((images, labels)), num_classes=5,
+                        examples_per_class=1)
+    with pytest.raises(ValueError, match="finite"):
+        bd.from_dataset(tf.data.Dataset.from_tensor_slices((images, labels)).repeat())
+
+
+# --- TFDS: real builders, prepared in a temporary data_dir, no network ------------------
+
+class BitKerasTestImages(tfds.core.GeneratorBasedBuilder):
+    """Twelve PNG images of varied sizes in three classes; a six-image test split."""
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(None, None, 3)),
+                "label": tfds.features.ClassLabel(names=["ant", "bee", "cat"])}),
+            supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(12, 0), "test": self._generate_examples(6, 1)}
+
+    def _generate_examples(self, n, seed):
+        for i in range(n):
+            yield i, {"image": _tfds_image(seed, i), "label": i % 3}
+
+
+class BitKerasTestMultiLabel(tfds.core.GeneratorBasedBuilder):
+    """Four images, each with a set of labels (ImageNet-21k style)."""
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(8, 8, 3)),
+            "labels": tfds.features.Sequence(tfds.features.ClassLabel(num_classes=4))}),
+            supervised_keys=("image", "labels"))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        for i, labels in enumerate([[0, 1], [2], [1, 3], []]):
+            yield i, {"image": np.full((8, 8, 3), i, np.uint8), "labels": labels}
+
+
+def _tfds_image(seed, i):
+    return np.random.default_rng([seed, i]).integers(0, 256, (8 + i, 10, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("tfds"))
+    for builder in (BitKerasTestImages, BitKerasTestMultiLabel):
+        builder(data_dir=data_dir).download_and_prepare()
+    return data_dir
+
+
+def test_from_tfds_reads_images_labels_and_sizes(tfds_dir):
+    source = bd.from_tfds("bit_keras_test_images", split="test", data_dir=tfds_dir)
+    assert source.num_examples == 6 and source.class_names == ["ant", "bee", "cat"]
+    # TFDS orders records by a hash of their keys; image i is the one of height 8 + i.
+    generated = source.image_sizes()[:, 0] - 8
+    assert sorted(generated) == list(range(6)) and np.all(source.image_sizes()[:, 1] == 10)
+    np.testing.assert_array_equal(source.labels, generated % 3)
+    assert source.median_image_area() == np.median([(8 + i) * 10 for i in range(6)])
+    load = source.image_loader()
+    for index, i in enumerate(generated):
+        np.testing.assert_allclose(load(tf.constant(index, tf.int64)).numpy() * 255,
+                                   _tfds_image(1, i), atol=1e-4)
+    few = bd.from_tfds("bit_keras_test_images", data_dir=tfds_dir, examples_per_class=2, seed=3)
+    assert few.num_examples == 6 and np.bincount(few.labels).tolist() == [2, 2, 2]
+    assert bd.load_source("tfds:bit_keras_test_images", "train[:4]", data_dir=tfds_dir,
+                          ).num_examples == 4
+
+
+def test_from_tfds_multi_label(tfds_dir):
+    source = bd.load_source("bit_keras_test_multi_label", data_dir=tfds_dir)
+    assert source.multi_label and source.num_classes == 4
+    (images, labels), = _take(bd.eval_dataset(source, 4, crop=8), 1)
+    generated = np.round(images[:, 0, 0, 0] * 255).astype(int)  # image i has value i
+    expected = np.array([[1, 1, 0, 0], [0, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(source.labels, expected[generated])
+    np.testing.assert_array_equal(labels, expected[generated])
+    assert source.median_image_area() == 64
+    with pytest.raises(ValueError, match="multi-label"):
+        source.per_class(1)
+    (_, labels), = _take(bd.train_dataset(source, 4, resize=8, crop=8), 1)
+    assert sorted(map(tuple, labels)) == sorted(map(tuple, source.labels))
+
+
+def test_from_tfds_errors(tfds_dir):
+    with pytest.raises(ValueError, match=r"name='cifar11'.*'cifar10'.*list_builders"):
+        bd.from_tfds("cifar11", data_dir=tfds_dir)
+    with pytest.raises(ValueError, match=r"split must be one of \['test', 'train'\].*valid"):
+        bd.from_tfds("bit_keras_test_images", split="valid", data_dir=tfds_dir)
+    with pytest.raises(ValueError, match=r"examples_per_class=5 .*class 'ant' has 4"):
+        bd.from_tfds("bit_keras_test_images", data_dir=tfds_dir, examples_per_class=5)
+
+
+def test_load_source_dispatch(tmp_path, tfds_dir):
+    _folder(tmp_path / "train", classes=2, per_class=2)
+    _folder(tmp_path / "test", classes=2, per_class=1)
+    assert bd.load_source(str(tmp_path), "test").num_examples == 2
+    assert bd.load_source(tmp_path / "train").num_examples == 4
+    plain = _folder(tmp_path / "plain", classes=2, per_class=3)
+    assert bd.load_source(plain, examples_per_class=1).num_examples == 2
+    with pytest.raises(FileNotFoundError, match="split 'test'"):
+        bd.load_source(plain, "test")
+    source = _index_source(4)
+    assert bd.load_source(source) is source
+    assert bd.load_source((np.zeros((3, 4, 4, 3), np.uint8), [0, 1, 1])).num_classes == 2
+    assert bd.load_source(tf.data.Dataset.from_tensor_slices(
+        (np.zeros((3, 4, 4, 3), np.uint8), [0, 1, 1]))).num_examples == 3
+    with pytest.raises(ValueError, match="Unknown argument.*data_dir"):
+        bd.load_source(plain, data_dir=tfds_dir)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        bd.load_source(str(tmp_path / "nowhere" / "x"))
+    with pytest.raises(TypeError, match="Received: int"):
+        bd.load_source(3)
+    assert bit_keras.data.from_folder is bd.from_folder
