@@ -1,0 +1,23 @@
+"""The training machinery shared by ``bit_keras.fine_tune`` and ``bit_keras.pretrain``.
+
+A training step of our own under any ``tf.distribute`` strategy, gradient accumulation,
+mixed precision, resumable checkpoints and reporting; the task (data, loss, schedule, weight
+decay) comes in as parameters.
+
+Example:
+
+>>> strategy = bit_keras.training.make_strategy("mirrored")
+>>> result = bit_keras.training.train(model, make_batches, steps=500, schedule=0.003,
+...                                   global_batch=512, strategy=strategy, run_dir="runs/a")
+"""
+
+from bit_keras.training.checkpointing import CHECKPOINT_DIR, Checkpointer
+from bit_keras.training.loop import TrainResult, train
+from bit_keras.training.model_setup import PRECISIONS, freeze_blocks, replica, with_head
+from bit_keras.training.reporting import METRICS_FILE, read_metrics
+from bit_keras.training.step import LOSSES, make_eval_step, make_train_step
+from bit_keras.training.strategy import STRATEGIES, make_strategy, resolve_strategy
+
+__all__ = ["CHECKPOINT_DIR", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS", "STRATEGIES",
+           "TrainResult", "freeze_blocks", "make_eval_step", "make_strategy", "make_train_step",
+           "read_metrics", "replica", "resolve_strategy", "train", "with_head"]

@@ -1,0 +1,144 @@
+"""``train``: the training loop that fine-tuning and pre-training share.
+
+Everything task-specific is a parameter: the data (a function of the input context and the
+step to start at), the loss, the learning rate schedule, momentum and weight decay. The loop
+owns distribution, gradient accumulation, precision, checkpoints and resume, evaluation and
+reporting.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from bit_keras.training import checkpointing
+from bit_keras.training import model_setup
+from bit_keras.training import reporting
+from bit_keras.training import step as steps_lib
+from bit_keras.training import strategy as strategies
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train`` returns.
+
+    Attributes:
+        model: the trained model (the one passed in, its weights updated).
+        step: the last step trained.
+        history: one dict per evaluation (step, lr, loss, val_loss, accuracy,
+            images_per_second), including those of earlier runs of the same ``run_dir``.
+        resumed_from: the checkpoint the run started from, or None.
+        run_dir: the run folder, or None.
+    """
+
+    model: keras.Model
+    step: int
+    history: list
+    resumed_from: str | None
+    run_dir: str | None
+
+
+def check_positive(value, name, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        accepted = "a positive int or None" if allow_none else "a positive int"
+        raise ValueError(f"{name} must be {accepted}. Received: {name}={value!r}")
+    return value
+
+
+def train(model, train_input, steps, schedule, global_batch, *, strategy=None, loss="softmax",
+          momentum=0.9, weight_decay=0.0, batch_split=1, precision="float32", eval_input=None,
+          eval_every=None, run_dir=None, checkpoint_every=None, progress=None):
+    """Trains ``model`` with SGD + momentum for ``steps`` steps, resumably.
+
+    Args:
+        model: a Keras model (built anywhere; it is copied into the strategy's scope when
+            needed and the trained weights are copied back).
+        train_input: ``fn(input_context, start_step) -> tf.data.Dataset`` of per-replica
+            ``(images, labels)`` batches (``input_context.get_per_replica_batch_size``),
+            infinite, whose batch ``i`` is the run's batch ``start_step + i``.
+        steps: total optimizer updates.
+        schedule: a learning rate or a ``keras.optimizers.schedules.LearningRateSchedule``.
+        global_batch: examples per update over all replicas.
+        strategy: a ``tf.distribute.Strategy``, a name for ``make_strategy`` or None.
+        loss: ``"softmax"`` or ``"sigmoid"`` cross-entropy on float labels ``[B, K]``.
+        momentum, weight_decay: SGD momentum; coupled L2 on kernels.
+        batch_split: micro-batches per replica batch (gradient accumulation).
+        precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (with loss scaling).
+        eval_input: ``fn() -> finite tf.data.Dataset`` of ``(images, labels)``, or None.
+        eval_every: steps between evaluations (always one at the end).
+        run_dir: where checkpoints, ``metrics.jsonl`` and TensorBoard summaries go; a run
+            finding checkpoints there resumes from the latest. None writes nothing.
+        checkpoint_every: steps between checkpoints (always one at the end).
+        progress: show a progress bar (default: when stdout is a terminal).
+
+    Returns:
+        A ``TrainResult``.
+
+    Example:
+
+    >>> result = bit_keras.training.train(model, lambda ctx, start: ds.skip(start), 500,
+    ...                                   0.003, global_batch=64)
+    """
+    steps = check_positive(steps, "steps")
+    global_batch = check_positive(global_batch, "global_batch")
+    batch_split = check_positive(batch_split, "batch_split")
+    steps_lib.check_loss(loss)
+    model_setup.check_precision(precision)
+    strategy = strategies.resolve_strategy(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % (replicas * batch_split):
+        raise ValueError(f"batch must be divisible by replicas ({replicas}) x batch_split "
+                         f"({batch_split}). Received: batch={global_batch}")
+    worker_model = model_setup.replica(model, strategy, precision,
+                                       needs_copy=not strategies.is_default(strategy))
+    with strategy.scope():
+        optimizer = keras.optimizers.SGD(schedule, momentum=momentum)
+        if precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(worker_model.trainable_variables)
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    saver = checkpointing.Checkpointer(run_dir, strategy, checkpoint_every, model=worker_model,
+                                       optimizer=optimizer, step=step_var)
+    resumed_from = saver.restore()
+    start = int(step_var.numpy())
+    chief = strategies.worker(strategy)[2]
+    reporter = reporting.Reporter(run_dir, steps, global_batch, start, write=chief,
+                                  progress=progress)
+    if start >= steps:
+        logging.info("Nothing to train: %s is already at step %d of %d", run_dir, start, steps)
+    train_step = steps_lib.make_train_step(worker_model, optimizer, strategy, global_batch, loss,
+                                           batch_split, weight_decay)
+    eval_step = steps_lib.make_eval_step(worker_model, loss) if eval_input and chief else None
+    learning_rate = schedule if callable(schedule) else (lambda s: schedule)
+    data = iter(strategy.distribute_datasets_from_function(lambda ctx: train_input(ctx, start)))
+
+    @tf.function
+    def run_step(iterator):
+        value = train_step(iterator)
+        step_var.assign_add(1)
+        return value
+
+    for step in range(start + 1, steps + 1):
+        value = float(run_step(data))
+        lr = float(learning_rate(step - 1))  # the rate this update used
+        reporter.train_step(step, value, lr)
+        if not tf.math.is_finite(value):
+            raise FloatingPointError(f"the training loss is {value} at step {step}")
+        evaluate_now = step == steps or bool(eval_every) and step % eval_every == 0
+        if evaluate_now:
+            rate = reporter.images_per_second(step)
+            val_loss = accuracy = None
+            if eval_step is not None:
+                val_loss, accuracy = steps_lib.evaluate(eval_step, eval_input())
+            reporter.evaluation(step, lr, rate, val_loss, accuracy)
+        if saver.due(step, steps):
+            saver.save(step)
+        if evaluate_now:
+            reporter.restart_clock()
+    if worker_model is not model:
+        model.set_weights(worker_model.get_weights())
+    return TrainResult(model, max(start, steps), reporter.history, resumed_from, run_dir)

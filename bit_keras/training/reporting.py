@@ -1,0 +1,92 @@
+"""What a run reports: ``metrics.jsonl``, TensorBoard summaries, a progress bar, log lines."""
+
+import json
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+from tensorflow.core.framework import summary_pb2
+
+
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+# What tf.summary.scalar writes, without needing the tensorboard package installed.
+_SCALAR = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+    data_class=summary_pb2.DATA_CLASS_SCALAR)
+
+
+def read_metrics(run_dir):
+    """The evaluations of a run: a list of dicts, one per ``metrics.jsonl`` line."""
+    path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Reporter:
+    """Collects training losses between evaluations and writes one record per evaluation.
+
+    Only the chief writes files; every process keeps the history in memory.
+    """
+
+    def __init__(self, run_dir, steps, global_batch, start_step=0, write=True, progress=None):
+        self.run_dir, self.steps, self.global_batch = run_dir, steps, global_batch
+        self.write = write and run_dir is not None
+        self.history = []
+        self._losses, self._start, self._step = [], time.perf_counter(), start_step
+        if self.write:
+            os.makedirs(run_dir, exist_ok=True)
+            self._keep_until(start_step)
+            self._writer = tf.summary.create_file_writer(os.path.join(run_dir, TENSORBOARD_DIR))
+            self.history = read_metrics(run_dir)
+        if progress is None:
+            progress = write and sys.stdout.isatty()
+        self._bar = keras.utils.Progbar(steps, unit_name="step") if progress else None
+
+    def _keep_until(self, step):
+        """A resumed run drops the records of steps it will train again."""
+        kept = [r for r in read_metrics(self.run_dir) if r["step"] <= step]
+        path = os.path.join(self.run_dir, METRICS_FILE)
+        with open(path + ".tmp", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(path + ".tmp", path)
+
+    def train_step(self, step, loss, lr):
+        self._losses.append(loss)
+        if self._bar is not None:
+            self._bar.update(step, [("loss", loss), ("lr", lr)])
+
+    def images_per_second(self, step):
+        """Training throughput since the last record (call it before evaluating)."""
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        return (step - self._step) * self.global_batch / elapsed
+
+    def evaluation(self, step, lr, images_per_second, val_loss=None, accuracy=None):
+        """Records the train loss since the last evaluation and the validation results."""
+        record = {"step": int(step), "lr": float(lr),
+                  "loss": float(sum(self._losses) / len(self._losses)) if self._losses else None,
+                  "val_loss": val_loss, "accuracy": accuracy,
+                  "images_per_second": images_per_second}
+        self.history.append(record)
+        logging.info("step %d/%d: %s", step, self.steps,
+                     ", ".join(f"{k} {v:.5g}" for k, v in record.items()
+                               if k != "step" and v is not None))
+        if self.write:
+            with open(os.path.join(self.run_dir, METRICS_FILE), "a") as f:
+                f.write(json.dumps(record) + "\n")
+            with self._writer.as_default(step=int(step)):
+                for key, value in record.items():
+                    if key != "step" and value is not None:
+                        tf.summary.write(key, tf.constant(value, tf.float32), metadata=_SCALAR)
+            self._writer.flush()
+        self._losses, self._step = [], step
+        return record
+
+    def restart_clock(self):
+        """Leaves evaluation and checkpoint time out of images/second."""
+        self._start = time.perf_counter()

@@ -1,0 +1,126 @@
+"""The distributed training step of our own, with gradient accumulation, and the eval step.
+
+``model.fit`` fails under ``MultiWorkerMirroredStrategy`` on TF 2.21 / Keras 3.15 (DESIGN.md),
+so the step is ``strategy.run`` over a ``tf.function`` with a ``tf.GradientTape``. Every
+replica's loss is a sum over its examples divided by the *global* batch, and the Keras
+optimizer all-reduces (sums) the gradients, so the update is the mean over the global batch
+whatever the number of replicas or micro-batches.
+"""
+
+import keras
+import tensorflow as tf
+
+LOSSES = ("softmax", "sigmoid")
+
+
+def check_loss(loss):
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}. Received: loss={loss!r}")
+    return loss
+
+
+def per_example_loss(loss, labels, logits):
+    """Cross-entropy per example: softmax over classes, or the sum of per-class sigmoids."""
+    logits = tf.cast(logits, tf.float32)
+    if loss == "softmax":
+        return tf.nn.softmax_cross_entropy_with_logits(labels, logits)
+    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=-1)
+
+
+def correct(loss, labels, logits):
+    """Per-example accuracy: top-1 for softmax, the fraction of right labels for sigmoid."""
+    logits = tf.cast(logits, tf.float32)
+    if loss == "softmax":
+        hit = tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1))
+        return tf.cast(hit, tf.float32)
+    return tf.reduce_mean(tf.cast(tf.equal(logits > 0, labels > 0.5), tf.float32), axis=-1)
+
+
+def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", batch_split=1,
+                    weight_decay=0.0):
+    """A ``tf.function`` running one optimizer update on the next batch of an iterator.
+
+    Args:
+        model, optimizer: built in ``strategy.scope()``.
+        strategy: the ``tf.distribute`` strategy.
+        global_batch: examples per update over all replicas (the loss divisor).
+        loss: ``"softmax"`` or ``"sigmoid"`` cross-entropy.
+        batch_split: each replica's batch is cut into this many micro-batches whose
+            gradients are summed in float32 before the one update (same update, less memory).
+        weight_decay: coupled L2: ``weight_decay * w`` added to the gradient of every kernel.
+
+    Returns:
+        ``step(iterator) -> mean loss over the global batch`` (a scalar tensor).
+    """
+    check_loss(loss)
+    variables = model.trainable_variables
+    decayed = [len(v.shape) > 1 for v in variables]
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def micro_batch(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            value = tf.reduce_sum(per_example_loss(loss, labels, logits)) / global_batch
+            target = optimizer.scale_loss(value) if scaled else value
+        grads = tape.gradient(target, variables)
+        return value, [tf.cast(g, tf.float32) for g in grads]
+
+    def replica_step(images, labels):
+        if batch_split == 1:
+            total, grads = micro_batch(images, labels)
+        else:
+            size = tf.shape(images)[0] // batch_split
+            total = tf.zeros((), tf.float32)
+            grads = [tf.zeros(v.shape, tf.float32) for v in variables]
+            # A tf.while_loop: one micro-batch's activations live at a time.
+            for i in tf.range(batch_split):
+                value, more = micro_batch(images[i * size:(i + 1) * size],
+                                          labels[i * size:(i + 1) * size])
+                total += value
+                grads = [a + g for a, g in zip(grads, more)]
+        if weight_decay:
+            # Gradients are summed over replicas: each adds its share of the decay.
+            share = weight_decay / strategy.num_replicas_in_sync
+            if scaled:
+                share = share * optimizer.scale_loss(1.0)
+            grads = [g + share * tf.cast(v, tf.float32) if d else g
+                     for g, v, d in zip(grads, variables, decayed)]
+        optimizer.apply([tf.cast(g, v.dtype) for g, v in zip(grads, variables)], variables)
+        return total
+
+    @tf.function
+    def step(iterator):
+        images, labels = next(iterator)
+        losses = strategy.run(replica_step, (images, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    return step
+
+
+def make_eval_step(model, loss="softmax"):
+    """A ``tf.function`` (images, labels) -> (summed loss, summed accuracy, count).
+
+    It runs on this process's first device: evaluation needs no collectives, so a
+    multi-worker run evaluates on its chief while the other workers wait.
+    """
+    check_loss(loss)
+
+    @tf.function(reduce_retracing=True)
+    def evaluate(images, labels):
+        logits = model(images, training=False)
+        return (tf.reduce_sum(per_example_loss(loss, labels, logits)),
+                tf.reduce_sum(correct(loss, labels, logits)),
+                tf.cast(tf.shape(images)[0], tf.float32))
+
+    return evaluate
+
+
+def evaluate(eval_step, dataset):
+    """Mean loss and accuracy of a finite dataset of (images, labels) batches."""
+    loss = accuracy = count = 0.0
+    for images, labels in dataset:
+        batch_loss, batch_accuracy, n = eval_step(images, labels)
+        loss, accuracy, count = loss + float(batch_loss), accuracy + float(batch_accuracy), count + float(n)
+    if count == 0:
+        raise ValueError("the evaluation data is empty")
+    return loss / count, accuracy / count
