@@ -324,3 +324,140 @@ def test_load_source_dispatch(tmp_path, tfds_dir):
     with pytest.raises(TypeError, match="Received: int"):
         bd.load_source(3)
     assert bit_keras.data.from_folder is bd.from_folder
+
+
+# --- the training stream -----------------------------------------------------------------
+
+@pytest.mark.parametrize("augment, mixup", [("hyperrule", 0.0), ("hyperrule", 0.5),
+                                            ("inception", 0.0)])
+def test_train_stream_resumes_exactly(augment, mixup):
+    source = bd.from_arrays(RNG.integers(0, 256, (7, 12, 12, 3), dtype=np.uint8),
+                            [0, 1, 2, 0, 1, 2, 0])
+    kw = dict(resize=12, crop=8, mixup_alpha=mixup, seed=5, augment=augment)
+    full = _take(bd.train_dataset(source, 3, **kw), 6)
+    tail = _take(bd.train_dataset(source, 3, start_step=4, **kw), 2)
+    for (x, y), (x2, y2) in zip(full[4:], tail):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert full[0][0].shape == (3, 8, 8, 3) and full[0][1].shape == (3, 3)
+    assert all(0 <= x.min() and x.max() <= 1 for x, _ in full)
+    other = _take(bd.train_dataset(source, 3, **dict(kw, seed=6)), 6)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(full, other))
+
+
+def test_train_stream_visits_every_example_once_per_epoch():
+    source = _index_source(10)
+    ids = _ids(_take(bd.train_dataset(source, 5, resize=8, crop=8, seed=1), 6))
+    epochs = [ids[0:10], ids[10:20], ids[20:30]]
+    assert all(sorted(e) == list(range(10)) for e in epochs)
+    assert epochs[0] != epochs[1] and epochs[0] != list(range(10))
+    (x, y), = _take(bd.train_dataset(source, 5, resize=8, crop=8, seed=1), 1)
+    np.testing.assert_array_equal(y, np.eye(2)[np.array(ids[:5]) % 2])
+
+
+def test_input_context_shards_the_examples():
+    source = _index_source(11)
+    shards = []
+    for i in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
+                                             num_replicas_in_sync=2)
+        ids = _ids(_take(bd.train_dataset(source, 3, resize=8, crop=8, input_context=context), 4))
+        shards.append(set(ids[:len(range(i, 11, 2))]))
+        assert set(ids) <= set(range(i, 11, 2))
+        evaluated = _ids(_take(bd.eval_dataset(source, 4, crop=8, input_context=context), 9))
+        assert evaluated == list(range(i, 11, 2))
+    assert shards[0] | shards[1] == set(range(11)) and not shards[0] & shards[1]
+    with pytest.raises(ValueError, match="num_input_pipelines=12"):
+        bd.train_dataset(source, 1, resize=8, crop=8, input_context=tf.distribute.InputContext(
+            num_input_pipelines=12, input_pipeline_id=11))
+
+
+def test_flip_is_random_not_every_image():
+    half = np.zeros((1, 8, 8, 3), np.uint8)
+    half[:, :, 4:] = 255  # right half white: a flip moves it to the left
+    source = bd.from_arrays(np.repeat(half, 4, 0), [0, 1, 0, 1])
+    x = np.concatenate([x for x, _ in _take(bd.train_dataset(source, 16, resize=8, crop=8), 8)])
+    flipped = x[:, 0, 0, 0] > 0.5
+    np.testing.assert_array_equal(x[flipped], np.repeat(half[:, :, ::-1] / 255, flipped.sum(), 0))
+    np.testing.assert_array_equal(x[~flipped], np.repeat(half / 255, (~flipped).sum(), 0))
+    assert 40 <= flipped.sum() <= 88  # 128 fair coins: 64 +- 24 (4.2 sigma)
+
+
+def test_hyperrule_is_resize_then_a_random_window():
+    image = RNG.integers(0, 256, (1, 10, 14, 3), dtype=np.uint8)
+    source = bd.from_arrays(image, [0])
+    resized = _numpy_bilinear(image[0] / 255, 12)
+    windows = {(r, c): resized[r:r + 8, c:c + 8] for r in range(5) for c in range(5)}
+    seen = set()
+    for x, _ in _take(bd.train_dataset(source, 8, resize=12, crop=8, seed=2), 4):
+        for crop in x:
+            match = [k for k, w in windows.items() if np.abs(w - crop).max() < 1e-5
+                     or np.abs(w[:, ::-1] - crop).max() < 1e-5]
+            assert match, "a training crop is no window of the resized image"
+            seen.add(match[0])
+    assert len(seen) >= 8  # 32 crops out of 25 windows land in many places
+
+
+def test_eval_resizes_to_crop_like_numpy_and_keeps_order():
+    images = [RNG.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(9, 13), (20, 6),
+                                                                          (4, 4)]]
+    source = bd.from_arrays(images, [2, 0, 1])
+    batches = _take(bd.eval_dataset(source, 2, crop=7), 5)
+    assert [len(x) for x, _ in batches] == [2, 1]
+    got = np.concatenate([x for x, _ in batches])
+    for image, resized in zip(images, got):
+        np.testing.assert_allclose(resized, _numpy_bilinear(image / 255, 7), atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), np.eye(3)[[2, 0, 1]])
+
+
+def test_mixup_mixes_the_batch_with_its_reverse():
+    source = _index_source(8, classes=4)
+    plain = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3), 60)
+    mixed = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3, mixup_alpha=1.0), 60)
+    weights = []
+    for (x, y), (xm, ym) in zip(plain, mixed):
+        first, last = y[0].argmax(), y[-1].argmax()
+        w = ym[0, first] if first != last else None
+        if w is None:
+            continue
+        weights.append(w)
+        np.testing.assert_allclose(xm, w * x + (1 - w) * x[::-1], atol=1e-6)
+        np.testing.assert_allclose(ym, w * y + (1 - w) * y[::-1], atol=1e-6)
+    # Beta(1, 1) is uniform: mean 1/2, variance 1/12.
+    assert len(weights) > 30
+    assert abs(np.mean(weights) - 0.5) < 0.15 and abs(np.var(weights) - 1 / 12) < 0.04
+    peaked = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3, mixup_alpha=0.1), 40)
+    near_edge = [min(y[0].max(), 1 - y[0].max()) < 0.1 for _, y in peaked]
+    assert np.mean(near_edge) > 0.5  # Beta(0.1, 0.1) puts most weight near 0 and 1
+
+
+def test_inception_crop_boxes_obey_area_and_aspect_ranges():
+    ramp = np.linspace(0, 1, 64, dtype=np.float32)
+    image = np.stack([np.tile(ramp, (64, 1)), np.tile(ramp[:, None], (1, 64)),
+                      np.zeros((64, 64), np.float32)], -1)  # channel 0 = x, channel 1 = y
+    source = bd.from_arrays(image[None], [0])
+    areas, aspects = [], []
+    for x, _ in _take(bd.train_dataset(source, 16, crop=16, augment="inception", seed=4), 4):
+        for crop in x:
+            width = (np.ptp(crop[..., 0]) * 63 + 1) / 64
+            height = (np.ptp(crop[..., 1]) * 63 + 1) / 64
+            areas.append(width * height)
+            aspects.append(width / height)
+    assert 0.04 < min(areas) and max(areas) <= 1.0 + 1e-6 and np.ptp(areas) > 0.3
+    assert 0.7 < min(aspects) and max(aspects) < 1.43
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size=0"),
+    (dict(resize=8, crop=12), "resize=8, crop=12"),
+    (dict(augment="flip"), "augment='flip'"),
+    (dict(mixup_alpha=-1.0), "mixup_alpha=-1.0"),
+    (dict(start_step=-2), "start_step=-2"),
+    (dict(seed=1.5), "seed=1.5"),
+])
+def test_train_dataset_errors(kwargs, message):
+    kwargs = dict(dict(batch_size=2, resize=16, crop=8), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        bd.train_dataset(_index_source(4), **kwargs)
+    with pytest.raises(TypeError, match="bit_keras.data.Source"):
+        bd.eval_dataset(np.zeros((2, 4, 4, 3)), 2)
