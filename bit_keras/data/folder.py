@@ -92,7 +92,7 @@ def from_folder(path, examples_per_class=None, seed=0):
 
 def _image_files(folder):
     found = []
-    for root, dirs, names in os.walk(folder, followlinks=True):
+    for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [os.path.join(root, n) for n in names
                   if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]
