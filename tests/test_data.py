@@ -321,6 +321,8 @@ def test_load_source_dispatch(tmp_path, tfds_dir):
         bd.load_source(plain, data_dir=tfds_dir)
     with pytest.raises(FileNotFoundError, match="not a folder"):
         bd.load_source(str(tmp_path / "nowhere" / "x"))
+    with pytest.raises(ValueError, match="Unknown TFDS dataset name.*'no_such_set/config'"):
+        bd.load_source("no_such_set/config", data_dir=tfds_dir)  # TFDS names hold "/"
     with pytest.raises(TypeError, match="Received: int"):
         bd.load_source(3)
     assert bit_keras.data.from_folder is bd.from_folder

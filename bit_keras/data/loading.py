@@ -65,7 +65,8 @@ def load_source(spec, split="train", **kwargs):
                                     f"{os.path.join(spec, split)!r}, which does not exist. "
                                     f"Received: split={split!r}")
         return from_folder(spec, **_check_keywords("folder", kwargs))
-    if os.sep in spec or spec.startswith(".") or os.path.exists(spec):
+    # TFDS names hold "/" too ("bit_synthetic/downstream"), so only these look like paths.
+    if spec.startswith((os.sep, ".", "~")) or os.path.exists(spec):
         raise FileNotFoundError(f"spec looks like a path but is not a folder. Received: "
                                 f"spec={spec!r}")
     return from_tfds(spec, split, **_check_keywords("tfds", kwargs))

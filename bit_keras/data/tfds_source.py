@@ -21,8 +21,8 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
 
     Args:
         name: a TFDS name, optionally with config and version (``"cifar10"``,
-            ``"oxford_iiit_pet:4.*.*"``). A builder defined in your own code must be
-            imported first, so that TFDS has registered it.
+            ``"oxford_iiit_pet:4.*.*"``, ``"bit_synthetic/downstream"``). A builder defined
+            in your own code must be imported first, so that TFDS has registered it.
         split: a TFDS split, slices included (``"train[:90%]"``).
         data_dir: where TFDS keeps its data (default ``~/tensorflow_datasets``).
         examples_per_class: keep K images per class (few-shot), drawn by ``seed``.
@@ -87,6 +87,10 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
 def _builder(tfds, name, data_dir):
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a TFDS dataset name. Received: name={name!r}")
+    try:
+        import bit_keras.datasets  # noqa: F401  registers this package's own builders
+    except ImportError:
+        pass
     try:
         return tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
