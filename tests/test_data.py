@@ -330,8 +330,7 @@ def test_load_source_dispatch(tmp_path, tfds_dir):
 
 # --- the training stream -----------------------------------------------------------------
 
-@pytest.mark.parametrize("augment, mixup", [("hyperrule", 0.0), ("hyperrule", 0.5),
-                                            ("inception", 0.0)])
+@pytest.mark.parametrize("augment, mixup", [("hyperrule", 0.5), ("inception", 0.0)])
 def test_train_stream_resumes_exactly(augment, mixup):
     source = bd.from_arrays(RNG.integers(0, 256, (7, 12, 12, 3), dtype=np.uint8),
                             [0, 1, 2, 0, 1, 2, 0])
@@ -414,8 +413,8 @@ def test_eval_resizes_to_crop_like_numpy_and_keeps_order():
 
 def test_mixup_mixes_the_batch_with_its_reverse():
     source = _index_source(8, classes=4)
-    plain = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3), 60)
-    mixed = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3, mixup_alpha=1.0), 60)
+    plain = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3), 40)
+    mixed = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3, mixup_alpha=1.0), 40)
     weights = []
     for (x, y), (xm, ym) in zip(plain, mixed):
         first, last = y[0].argmax(), y[-1].argmax()
@@ -426,9 +425,9 @@ def test_mixup_mixes_the_batch_with_its_reverse():
         np.testing.assert_allclose(xm, w * x + (1 - w) * x[::-1], atol=1e-6)
         np.testing.assert_allclose(ym, w * y + (1 - w) * y[::-1], atol=1e-6)
     # Beta(1, 1) is uniform: mean 1/2, variance 1/12.
-    assert len(weights) > 30
+    assert len(weights) > 20
     assert abs(np.mean(weights) - 0.5) < 0.15 and abs(np.var(weights) - 1 / 12) < 0.04
-    peaked = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3, mixup_alpha=0.1), 40)
+    peaked = _take(bd.train_dataset(source, 4, resize=8, crop=8, seed=3, mixup_alpha=0.1), 30)
     near_edge = [min(y[0].max(), 1 - y[0].max()) < 0.1 for _, y in peaked]
     assert np.mean(near_edge) > 0.5  # Beta(0.1, 0.1) puts most weight near 0 and 1
 
