@@ -129,6 +129,9 @@ def test_few_shot_passes_over_unreadable_files(tmp_path):
         source = bd.from_folder(root, examples_per_class=2, seed=0)
     assert source.num_examples == 4
     assert not any(p.endswith(os.path.join("class0", "img00.png")) for p in source._store.paths)
+    with pytest.warns(UserWarning, match="img00.png"):  # the warning tells why a class is short
+        with pytest.raises(ValueError, match="class 'class0' has 2 readable"):
+            bd.from_folder(root, examples_per_class=3, seed=0)
 
 
 def test_folder_errors_name_what_is_wrong(tmp_path):

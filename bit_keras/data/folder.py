@@ -68,26 +68,31 @@ def from_folder(path, examples_per_class=None, seed=0):
         labels += [c] * len(found)
     labels = np.asarray(labels, np.int64)
     prober = _Prober()
-    if examples_per_class is None:
-        readable = prober.probe(list(range(len(files))), files)
-        indices = [i for i, ok in zip(range(len(files)), readable) if ok]
-        counts = np.bincount(labels[indices], minlength=len(classes))
-        if np.any(counts == 0):
-            empty = [classes[c] for c in np.flatnonzero(counts == 0)]
-            prober.warn(path)
-            raise ValueError(f"every class needs at least one readable image, but class(es) "
-                             f"{', '.join(map(repr, empty))} in {path!r} have none "
-                             f"(looked for files ending in {', '.join(IMAGE_EXTENSIONS)}).")
-    else:
-        indices = sampling.choose_per_class(
-            labels, classes, examples_per_class, seed,
-            accept=lambda batch: prober.probe(batch, files))
-    prober.warn(path)
+    try:
+        indices = _choose(files, labels, classes, examples_per_class, seed, prober, path)
+    finally:
+        prober.warn(path)  # also when the choice fails: the skipped files may be why
     store = EncodedStore([files[i] if not prober.blobs[i] else "" for i in indices],
                          [prober.blobs[i] for i in indices],
                          np.array([prober.shapes[i] for i in indices], np.int64).reshape(-1, 2))
     return Source(store, labels[np.asarray(indices, np.int64)], classes,
                   description=f"folder {path}")
+
+
+def _choose(files, labels, classes, examples_per_class, seed, prober, path):
+    """Indices of the readable files kept: all of them, or K per class."""
+    if examples_per_class is not None:
+        return sampling.choose_per_class(labels, classes, examples_per_class, seed,
+                                         accept=lambda batch: prober.probe(batch, files))
+    readable = prober.probe(list(range(len(files))), files)
+    indices = [i for i, ok in enumerate(readable) if ok]
+    counts = np.bincount(labels[indices], minlength=len(classes))
+    if np.any(counts == 0):
+        empty = [classes[c] for c in np.flatnonzero(counts == 0)]
+        raise ValueError(f"every class needs at least one readable image, but class(es) "
+                         f"{', '.join(map(repr, empty))} in {path!r} have none "
+                         f"(looked for files ending in {', '.join(IMAGE_EXTENSIONS)}).")
+    return indices
 
 
 def _image_files(folder):
