@@ -72,6 +72,7 @@ def test_folder_formats_modes_and_corrupt_files(tmp_path):
     _write(str(tmp_path / "b" / "4.bmp"), rgb, "BMP")
     _write(str(tmp_path / "b" / "5.gif"), rgb, "GIF")
     _write(str(tmp_path / "b" / "sub" / "6.tiff"), rgb, "TIFF")  # Pillow only; recursive
+    Image.fromarray(rgb).quantize(16).save(tmp_path / "b" / "7.bmp")  # TF misreads palettes
     (tmp_path / "b" / "bad.jpg").write_bytes(b"not an image at all")
     (tmp_path / "a" / "cut.png").write_bytes((tmp_path / "a" / "2.png").read_bytes()[:60])
     (tmp_path / "a" / "notes.txt").write_text("ignored")
@@ -80,10 +81,10 @@ def test_folder_formats_modes_and_corrupt_files(tmp_path):
     assert len(record) == 1
     message = str(record[0].message)
     assert os.path.join("a", "cut.png") in message and os.path.join("b", "bad.jpg") in message
-    assert source.class_names == ["a", "b"] and source.num_examples == 6
-    np.testing.assert_array_equal(source.labels, [0, 0, 0, 1, 1, 1])
+    assert source.class_names == ["a", "b"] and source.num_examples == 7
+    np.testing.assert_array_equal(source.labels, [0, 0, 0, 1, 1, 1, 1])
     (images, labels), = _take(bd.eval_dataset(source, 8, crop=16), 1)
-    np.testing.assert_array_equal(labels, np.eye(2)[[0, 0, 0, 1, 1, 1]])
+    np.testing.assert_array_equal(labels, np.eye(2)[[0, 0, 0, 1, 1, 1, 1]])
     got = np.round(images * 255).astype(int)
     with Image.open(tmp_path / "a" / "1.jpg") as im:
         assert np.abs(got[0] - np.asarray(im.convert("RGB"), int)).max() <= 8  # two IDCTs
@@ -92,7 +93,9 @@ def test_folder_formats_modes_and_corrupt_files(tmp_path):
     np.testing.assert_array_equal(got[3], rgb)
     with Image.open(tmp_path / "b" / "5.gif") as im:
         np.testing.assert_array_equal(got[4], np.asarray(im.convert("RGB")))
-    np.testing.assert_array_equal(got[5], rgb)
+    with Image.open(tmp_path / "b" / "7.bmp") as im:
+        np.testing.assert_array_equal(got[5], np.asarray(im.convert("RGB")))
+    np.testing.assert_array_equal(got[6], rgb)  # sub/6.tiff sorts last
 
 
 def test_folder_median_area_is_of_the_original_images(tmp_path):

@@ -1,8 +1,8 @@
 """``from_folder``: a ``Source`` from a folder of class subfolders of image files.
 
 Every file is decoded once when the source is made: by TensorFlow when it can (JPEG, PNG,
-BMP, GIF, which the pipelines then read from disk), else by Pillow (TIFF, WebP, PPM, and
-JPEG/BMP variants TensorFlow refuses, kept in memory re-encoded as PNG). A file neither can
+24/32-bit BMP, GIF, which the pipelines then read from disk), else by Pillow (TIFF, WebP,
+PPM, palette BMP, and variants TensorFlow refuses, kept in memory re-encoded as PNG). A file neither can
 read is skipped, and all such files are reported in one warning.
 """
 
@@ -140,11 +140,12 @@ def _decode(filename):
             data = f.read()
     except OSError as e:
         return None, b"", e.strerror or str(e)
-    try:
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        return tuple(image.shape[:2]), b"", None
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        pass
+    if _tf_decodes_right(data):
+        try:
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tuple(image.shape[:2]), b"", None
+        except tf.errors.OpError:
+            pass
     try:
         from PIL import Image
         with Image.open(io.BytesIO(data)) as im:
@@ -152,6 +153,14 @@ def _decode(filename):
     except Exception as e:  # Pillow raises many kinds; any of them means unreadable.
         return None, b"", _short(e)
     return pixels.shape[:2], tf.io.encode_png(pixels).numpy(), None
+
+
+def _tf_decodes_right(data):
+    """False for palette BMPs (1-8 bits a pixel): TensorFlow 2.21 decodes their palette
+    indices as gray levels, silently. Seen here; Pillow maps the palette."""
+    if data[:2] == b"BM" and len(data) >= 30:
+        return int.from_bytes(data[28:30], "little") in (24, 32)
+    return True
 
 
 def _short(error):
