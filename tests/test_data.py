@@ -307,6 +307,12 @@ def test_from_tfds_errors(tfds_dir):
         bd.from_tfds("bit_keras_test_images", split="valid", data_dir=tfds_dir)
     with pytest.raises(ValueError, match=r"examples_per_class=5 .*class 'ant' has 4"):
         bd.from_tfds("bit_keras_test_images", data_dir=tfds_dir, examples_per_class=5)
+    with pytest.raises(ValueError, match="not prepared.*download=False"):
+        bd.from_tfds("bit_keras_test_images", data_dir=tfds_dir + "_empty", download=False)
+    with pytest.raises(ValueError, match="Received: name=3"):
+        bd.from_tfds(3)
+    with pytest.raises(TypeError, match="ds must be a tf.data.Dataset"):
+        bd.from_dataset([1, 2])
 
 
 def test_load_source_dispatch(tmp_path, tfds_dir):
