@@ -1,0 +1,336 @@
+"""Exported SavedModels reloaded where bit_keras cannot be imported, compared with Keras.
+
+One module fixture exports a tiny random BiT (both kinds, labels, a TF Serving version, a
+folded copy, a published archive) and runs ONE fresh Python process (this file run as a
+script, with ``bit_keras`` blocked) that reloads everything with TensorFlow, TF Hub, tf-keras
+and Keras 3 only, and writes what it saw. The tests below are declarations over that record.
+"""
+
+import sys
+
+if __name__ == "__main__":  # The child process: it must not be able to import bit_keras.
+    sys.modules["bit_keras"] = None
+
+import functools
+import http.server
+import io
+import json
+import os
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+BATCHES = (1, 3)
+SIZES = ((32, 32), (48, 40))
+IMAGE_SIZE = 32
+LABELS = ["cat", "dog", "bird", "fish", "frog"]
+
+
+def _inputs():
+    rng = np.random.default_rng(7)
+    return {f"b{b}_{h}x{w}": rng.uniform(0, 1, (b, h, w, 3)).astype(np.float32)
+            for b in BATCHES for h, w in SIZES}
+
+
+def _encoded(array, fmt, **kwargs):
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _huge_png_header():
+    """A PNG whose header claims 20000 x 20000 pixels (only the header is real)."""
+    data = bytearray(_encoded(np.zeros((1, 1, 3), np.uint8), "PNG"))
+    data[16:24] = (20000).to_bytes(4, "big") * 2
+    return bytes(data)
+
+
+# ----------------------------------------------------------------------------- child process
+
+def _child(job_path):
+    import tensorflow as tf
+    import tensorflow_hub as hub
+    import tf_keras
+    import keras
+
+    with open(job_path) as f:
+        job = json.load(f)
+    with np.load(job["inputs"], allow_pickle=False) as data:
+        inputs = {k: data[k] for k in data.files}
+    arrays, record = {}, {"bit_keras_blocked": "bit_keras" in sys.modules
+                          and sys.modules["bit_keras"] is None}
+    try:
+        import bit_keras  # noqa: F401
+        record["bit_keras_importable"] = True
+    except ImportError:
+        record["bit_keras_importable"] = False
+
+    for kind, path in (("classifier", job["classifier"]), ("feature_vector", job["feature_vector"]),
+                       ("folded", job["folded"])):
+        obj = tf.saved_model.load(path)
+        record[f"{kind}/variables"] = len(obj.variables)
+        record[f"{kind}/trainable_variables"] = len(obj.trainable_variables)
+        record[f"{kind}/regularization_losses"] = len(obj.regularization_losses)
+        record[f"{kind}/signatures"] = sorted(obj.signatures)
+        serve = obj.signatures["serving_default"]
+        for name, x in inputs.items():
+            out = serve(images=tf.constant(x))
+            for key, value in out.items():
+                arrays[f"{kind}/serving/{key}/{name}"] = value.numpy()
+            arrays[f"{kind}/call/{name}"] = obj(x).numpy()
+            arrays[f"{kind}/call_training/{name}"] = obj(x, training=True).numpy()
+
+    clf = tf.saved_model.load(job["classifier"])
+    key = "logits"
+    arrays["labels"] = clf.signatures["labels"]()["labels"].numpy()
+    image_bytes, serve = clf.signatures["image_bytes"], clf.signatures["serving_default"]
+    for name, (path, decoded) in job["images"].items():
+        with open(path, "rb") as f:
+            data = f.read()
+        arrays[f"bytes/{name}"] = image_bytes(image_bytes=tf.constant([data, data]))[key].numpy()
+        pixels = np.load(decoded, allow_pickle=False)
+        floats = tf.image.resize(pixels, [IMAGE_SIZE, IMAGE_SIZE]) / 255.0
+        arrays[f"float/{name}"] = serve(images=floats[None])[key].numpy()
+    for name, data in job["bad_images"].items():
+        good = open(job["images"]["png"][0], "rb").read()
+        try:
+            image_bytes(image_bytes=tf.constant([good, bytes.fromhex(data)]))
+            record[f"error/{name}"] = None
+        except tf.errors.InvalidArgumentError as e:
+            record[f"error/{name}"] = e.message
+    # The server is still usable after a bad request.
+    arrays["bytes/after_errors"] = image_bytes(
+        image_bytes=tf.constant([open(job["images"]["png"][0], "rb").read()]))[key].numpy()
+
+    # Keras 3: TFSMLayer on the signature, inside a functional model.
+    inp = keras.Input((None, None, 3))
+    tfsm = keras.layers.TFSMLayer(job["classifier"], call_endpoint="serving_default")
+    k3 = keras.Model(inp, tfsm(inp)["logits"])
+    arrays["tfsm"] = k3(inputs["b3_48x40"]).numpy()
+
+    # tf-keras: hub.KerasLayer(path, trainable=True) fine-tunes every backbone variable.
+    def hub_finetune(handle):
+        layer = hub.KerasLayer(handle, trainable=True)
+        model = tf_keras.Sequential([tf_keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3)), layer,
+                                     tf_keras.layers.Dense(2)])
+        x = inputs["b3_32x32"]
+        before_out = layer(x).numpy()
+        before = [v.numpy().copy() for v in layer.trainable_weights]
+        model.compile(tf_keras.optimizers.SGD(0.1), "mse")
+        model.fit(x, np.random.default_rng(0).normal(size=(3, 2)).astype("float32"),
+                  epochs=3, verbose=0)
+        changed = sum(not np.array_equal(b, v.numpy())
+                      for b, v in zip(before, layer.trainable_weights))
+        return before_out, len(layer.trainable_weights), changed
+
+    out, n, changed = hub_finetune(job["feature_vector"])
+    arrays["hub/path"] = out
+    record["hub/path/trainable_weights"], record["hub/path/changed"] = n, changed
+    out, n, changed = hub_finetune(job["url"])
+    arrays["hub/url"] = out
+    record["hub/url/trainable_weights"], record["hub/url/changed"] = n, changed
+    record["hub/url/cached"] = sorted(os.listdir(os.environ["TFHUB_CACHE_DIR"]))
+
+    # Strings as unicode arrays: the parent loads with allow_pickle=False.
+    arrays = {k: v.astype(str) if v.dtype == object else v for k, v in arrays.items()}
+    np.savez(job["arrays_out"], **arrays)
+    with open(job["record_out"], "w") as f:
+        json.dump(record, f)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])
+    sys.exit(0)
+
+# ----------------------------------------------------------------------------- parent side
+
+import bit_keras  # noqa: E402
+from conftest import TINY  # noqa: E402
+from numpy_bit import random_weights  # noqa: E402
+
+NUM_CLASSES = len(LABELS)
+
+
+def tiny_random_model():
+    model = bit_keras.resnet_v2(num_classes=NUM_CLASSES, **TINY)
+    weights = random_weights(TINY["units"], TINY["width"], NUM_CLASSES, base=TINY["base_filters"])
+    bit_keras.load_weights(model, weights)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    model = tiny_random_model()
+    labels = root / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    paths = {
+        "classifier": bit_keras.export(model, root / "clf", kind="classifier", labels=labels,
+                                       version=1, image_size=IMAGE_SIZE),
+        "feature_vector": bit_keras.export(model, root / "fv", image_size=IMAGE_SIZE),
+        "folded": bit_keras.export(model, root / "folded", fold_standardization=True),
+    }
+    public = root / "public"
+    archive = bit_keras.publish(root / "fv", public)
+    inputs = _inputs()
+    np.savez(root / "inputs.npz", **inputs)
+    rng = np.random.default_rng(3)
+    images = {}
+    for name, (h, w), fmt, kwargs in (("png", (32, 32), "PNG", {}), ("png_resized", (48, 40), "PNG", {}),
+                                      ("jpeg", (32, 32), "JPEG", {"quality": 95})):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        data = _encoded(pixels, fmt, **kwargs)
+        (root / f"{name}.img").write_bytes(data)
+        from PIL import Image
+        decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        np.save(root / f"{name}.npy", decoded)
+        images[name] = [str(root / f"{name}.img"), str(root / f"{name}.npy")]
+    png = (root / "png.img").read_bytes()
+    bad = {"garbage": b"this is not an image", "empty": b"", "truncated_png": png[:40],
+           "corrupt_png_body": png[:60] + b"\0" * 40 + png[100:], "huge": _huge_png_header(),
+           "gif": b"GIF89a" + b"\0" * 40}
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(public))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/{os.path.basename(archive)}"
+    job = {**paths, "url": url, "inputs": str(root / "inputs.npz"), "images": images,
+           "bad_images": {k: v.hex() for k, v in bad.items()},
+           "arrays_out": str(root / "arrays.npz"), "record_out": str(root / "record.json")}
+    (root / "job.json").write_text(json.dumps(job))
+    env = {**os.environ, "TFHUB_CACHE_DIR": str(root / "hub_cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        proc = subprocess.run([sys.executable, __file__, str(root / "job.json")], env=env,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with np.load(job["arrays_out"], allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    record = json.loads((root / "record.json").read_text())
+    features = bit_keras.feature_extractor(model, ["pre_logits"])
+    keras_out = {"classifier": {n: model(x).numpy() for n, x in inputs.items()},
+                 "feature_vector": {n: features(x)["pre_logits"].numpy() for n, x in inputs.items()}}
+    return dict(root=root, model=model, paths=paths, archive=archive, arrays=arrays,
+                record=record, keras=keras_out, inputs=inputs, public=public)
+
+
+def test_child_could_not_import_bit_keras(exported):
+    assert exported["record"]["bit_keras_blocked"] is True
+    assert exported["record"]["bit_keras_importable"] is False
+
+
+@pytest.mark.parametrize("kind,key", [("classifier", "logits"), ("feature_vector", "feature_vector"),
+                                      ("folded", "feature_vector")])
+def test_reloaded_outputs_match_keras(exported, kind, key):
+    reference = exported["keras"]["classifier" if kind == "classifier" else "feature_vector"]
+    arrays = exported["arrays"]
+    # Folding standardization changes the float32 rounding of every convolution.
+    atol = 2e-4 if kind == "folded" else 1e-5
+    for name, expected in reference.items():
+        for endpoint in (f"{kind}/serving/{key}", f"{kind}/call", f"{kind}/call_training"):
+            got = arrays[f"{endpoint}/{name}"]
+            assert got.shape == expected.shape, (endpoint, name)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol, err_msg=f"{endpoint} {name}")
+
+
+def test_reusable_savedmodel_attributes(exported):
+    record, model = exported["record"], exported["model"]
+    assert record["classifier/variables"] == len(model.weights)
+    assert record["classifier/trainable_variables"] == len(model.weights)
+    backbone = len(model.weights) - 2  # the head's kernel and bias
+    assert record["feature_vector/trainable_variables"] == backbone
+    assert record["folded/variables"] == backbone
+    assert record["folded/trainable_variables"] == 0  # serving-only
+    assert record["classifier/regularization_losses"] == 0
+    assert record["classifier/signatures"] == ["image_bytes", "labels", "serving_default"]
+    assert record["feature_vector/signatures"] == ["image_bytes", "serving_default"]
+
+
+def test_labels_and_top_classes(exported):
+    arrays = exported["arrays"]
+    assert list(arrays["labels"]) == LABELS
+    for name, logits in exported["keras"]["classifier"].items():
+        order = np.argsort(-logits, axis=1, kind="stable")
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        np.testing.assert_array_equal(arrays[f"classifier/serving/top_indices/{name}"], order)
+        assert arrays[f"classifier/serving/top_labels/{name}"].tolist() == \
+            [[LABELS[i] for i in row] for row in order]
+        np.testing.assert_allclose(arrays[f"classifier/serving/top_scores/{name}"],
+                                   np.take_along_axis(probs, order, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_image_bytes_signature(exported):
+    arrays = exported["arrays"]
+    # PNG is lossless: decoding and resizing in the signature equals the float path exactly.
+    for name in ("png", "png_resized"):
+        np.testing.assert_allclose(arrays[f"bytes/{name}"][0], arrays[f"float/{name}"][0], atol=1e-5)
+        np.testing.assert_allclose(arrays[f"bytes/{name}"][0], arrays[f"bytes/{name}"][1], atol=1e-5)
+    # PNG at the export's size equals the Keras model on the same pixels.
+    png = np.load(exported["root"] / "png.npy").astype(np.float32)[None] / 255.0
+    np.testing.assert_allclose(arrays["bytes/png"][:1], exported["model"](png).numpy(), rtol=1e-4, atol=1e-5)
+    # JPEG: TF's decoder against PIL's decoding of the same file (both libjpeg; measured 0).
+    np.testing.assert_allclose(arrays["bytes/jpeg"][0], arrays["float/jpeg"][0], atol=1e-3)
+    np.testing.assert_allclose(arrays["bytes/after_errors"][0], arrays["bytes/png"][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("garbage", "not a JPEG or PNG image"),
+    ("empty", "not a JPEG or PNG image"),
+    ("gif", "not a JPEG or PNG image"),
+    ("truncated_png", "Invalid PNG"),
+    ("corrupt_png_body", "PNG"),
+    ("huge", "larger than the limit of"),
+])
+def test_bad_images_fail_the_request_with_a_message(exported, name, message):
+    error = exported["record"][f"error/{name}"]
+    assert error is not None and message in error, error
+
+
+def test_tfsm_layer_in_keras3_model(exported):
+    np.testing.assert_allclose(exported["arrays"]["tfsm"], exported["keras"]["classifier"]["b3_48x40"],
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("source", ["path", "url"])
+def test_hub_keras_layer_fine_tunes_every_backbone_variable(exported, source):
+    record = exported["record"]
+    backbone = len(exported["model"].weights) - 2
+    assert record[f"hub/{source}/trainable_weights"] == backbone
+    assert record[f"hub/{source}/changed"] == backbone
+    np.testing.assert_allclose(exported["arrays"][f"hub/{source}"],
+                               exported["keras"]["feature_vector"]["b3_32x32"], rtol=1e-4, atol=1e-5)
+    if source == "url":
+        assert record["hub/url/cached"], "the archive was not downloaded into TFHUB_CACHE_DIR"
+
+
+def test_publish_writes_archive_and_model_card(exported):
+    archive = exported["archive"]
+    assert os.path.basename(archive) == "bit_r14x1_feature_vector.tar.gz"
+    import tarfile
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert "saved_model.pb" in names and "variables/variables.index" in names
+    card = (exported["public"] / "bit_r14x1_feature_vector.md").read_text()
+    for needed in ("[0, 1]", "serving_default", "image_bytes", "feature_vector", "SHA-256"):
+        assert needed in card
+
+
+def test_serving_layout_and_saved_model_cli(exported):
+    clf = exported["paths"]["classifier"]
+    assert os.path.basename(clf) == "1"
+    assert os.path.isfile(os.path.join(clf, "saved_model.pb"))
+    assert sorted(os.listdir(os.path.dirname(clf))) == ["1"]  # nothing else beside the version
+    out = subprocess.run(["saved_model_cli", "show", "--dir", clf, "--all"], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout
+    for needed in ("signature_def['serving_default']", "signature_def['image_bytes']",
+                   "signature_def['labels']", "inputs['images'] tensor_info",
+                   "inputs['image_bytes'] tensor_info", "DT_STRING", "shape: (-1, -1, -1, 3)",
+                   "outputs['logits'] tensor_info", "shape: (-1, 5)", "outputs['top_labels']"):
+        assert needed in text, needed
