@@ -474,3 +474,33 @@ def test_train_dataset_errors(kwargs, message):
         bd.train_dataset(_index_source(4), **kwargs)
     with pytest.raises(TypeError, match="bit_keras.data.Source"):
         bd.eval_dataset(np.zeros((2, 4, 4, 3)), 2)
+
+
+_MIRRORED = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import bit_keras
+images = np.repeat(np.arange(8, dtype=np.uint8), 4 * 4 * 3).reshape(8, 4, 4, 3)
+source = bit_keras.data.from_arrays(images, np.arange(8) % 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+ds = strategy.distribute_datasets_from_function(lambda ctx: bit_keras.data.train_dataset(
+    source, ctx.get_per_replica_batch_size(4), resize=4, crop=4, input_context=ctx))
+it = iter(ds)
+for _ in range(4):
+    x, y = next(it)
+    print(*[int(round(v * 255)) for t in strategy.experimental_local_results(x)
+            for v in t.numpy()[:, 0, 0, 0]])
+"""
+
+
+def test_mirrored_strategy_feeds_two_replicas_every_example_per_epoch():
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(bit_keras.__file__)))
+    out = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ids = [int(v) for line in out.stdout.split("\n") if line for v in line.split()]
+    assert len(ids) == 16
+    assert sorted(ids[:8]) == list(range(8)) and sorted(ids[8:]) == list(range(8))
