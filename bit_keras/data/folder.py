@@ -2,8 +2,8 @@
 
 Every file is decoded once when the source is made: by TensorFlow when it can (JPEG, PNG,
 24/32-bit BMP, GIF, which the pipelines then read from disk), else by Pillow (TIFF, WebP,
-PPM, palette BMP, and variants TensorFlow refuses, kept in memory re-encoded as PNG). A file neither can
-read is skipped, and all such files are reported in one warning.
+PPM, palette BMP, and variants TensorFlow refuses, kept in memory re-encoded as PNG). A
+file neither can read is skipped, and all such files are reported in one warning.
 """
 
 import concurrent.futures

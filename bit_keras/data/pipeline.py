@@ -55,11 +55,13 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
     seed = sampling.check_seed(seed)
     start_step = sampling.check_seed(start_step, "start_step")
     if augment not in aug.AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {aug.AUGMENTATIONS}. Received: augment={augment!r}")
+        raise ValueError(f"augment must be one of {aug.AUGMENTATIONS}. "
+                         f"Received: augment={augment!r}")
     if augment == "hyperrule":
         resize = _positive_int(resize, "resize")
         if resize < crop:
-            raise ValueError(f"resize must be at least crop. Received: resize={resize}, crop={crop}")
+            raise ValueError("resize must be at least crop. "
+                             f"Received: resize={resize}, crop={crop}")
     if isinstance(mixup_alpha, bool) or not isinstance(mixup_alpha, (int, float)) or not (
             mixup_alpha >= 0 and np.isfinite(mixup_alpha)):
         raise ValueError("mixup_alpha must be a float >= 0 (0 turns mixup off). Received: "
