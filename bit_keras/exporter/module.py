@@ -41,7 +41,7 @@ def select_model(model, kind):
         return model
     if _has_layer(model, "features"):
         return model
-    return keras.Model(model.inputs, model.get_layer("pre_logits").output,
+    return keras.Model(model.input, model.get_layer("pre_logits").output,
                        name=f"{model.name}_feature_vector")
 
 

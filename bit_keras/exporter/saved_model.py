@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 
 import tensorflow as tf
 
@@ -95,27 +96,22 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
     atomic.check_target(os.path.abspath(target), overwrite)
     if fold_standardization:
         net = fold.fold_standardization(net)
-    with atomic.atomic_directory(target, overwrite) as tmp:
+    with atomic.atomic_directory(target, overwrite) as tmp, \
+            tempfile.TemporaryDirectory(prefix="bit_keras_labels_") as labels_dir:
         labels_path = None
         if labels_names is not None:
-            # The asset is copied into the SavedModel under this file's name.
-            labels_path = os.path.join(tmp, "labels.txt")
+            # The asset keeps this file's name inside the SavedModel: assets/labels.txt.
+            labels_path = os.path.join(labels_dir, "labels.txt")
             with open(labels_path, "w", encoding="utf-8") as f:
                 f.write("\n".join(labels_names) + "\n")
         root = bit_module.BitModule(net, kind, image_size, labels_path, top_k, label_scores,
                                     trainable=not fold_standardization)
-        saved = os.path.join(tmp, "saved_model")
-        tf.saved_model.save(root, saved, signatures=root.signatures())
+        tf.saved_model.save(root, tmp, signatures=root.signatures())
         metadata = _metadata(model, net, kind, image_size, labels_names, top_k, label_scores,
                              fold_standardization)
-        os.makedirs(os.path.join(saved, "assets.extra"), exist_ok=True)
-        with open(os.path.join(saved, METADATA_PATH), "w", encoding="utf-8") as f:
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, METADATA_PATH), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=1)
-        for entry in os.listdir(saved):
-            os.rename(os.path.join(saved, entry), os.path.join(tmp, entry))
-        os.rmdir(saved)
-        if labels_path:
-            os.remove(labels_path)
     return os.path.abspath(target)
 
 
