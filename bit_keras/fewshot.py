@@ -13,8 +13,8 @@ its 1 shot. Command line: ``python -m bit_keras.fewshot --help`` (``fewshot_cli.
 """
 
 import numpy as np
+from absl import logging
 
-from bit_keras import fewshot_report
 from bit_keras import linear_probe
 from bit_keras.fewshot_report import FewShotResult, format_table, write_json  # noqa: F401
 
@@ -140,6 +140,8 @@ def evaluate(feature_fn, train_data, test_data, shots=DEFAULT_SHOTS, seeds=DEFAU
     if fit_fn is None:
         feature_fn = as_feature_fn(feature_fn)
         needed = np.unique(np.concatenate([idx for d in draws.values() for idx in d.values()]))
+        logging.info("few-shot: features of %d training and %d test images at %dx%d",
+                     len(needed), len(test.labels), train.image_size, train.image_size)
         features = dict(zip(needed, train.features(feature_fn, needed)))
         test_features = test.features(feature_fn)
         for seed in seeds:
@@ -156,6 +158,7 @@ def evaluate(feature_fn, train_data, test_data, shots=DEFAULT_SHOTS, seeds=DEFAU
                                  len(classes), seed)
                 predicted = np.argmax(test.scores(predict), axis=1)
                 accuracies[k].append(float(np.mean(predicted == test_labels)))
+                logging.info("few-shot: seed %d, %d-shot: %.1f%%", seed, k, 100 * accuracies[k][-1])
         method, settings = getattr(fit_fn, "__name__", "fit_fn"), {}
     settings["image_size"] = train.image_size
     return FewShotResult(method=method, accuracies=accuracies, seeds=seeds,
