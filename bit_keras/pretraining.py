@@ -1,0 +1,260 @@
+"""``bit_keras.pretrain``: the BiT upstream recipe, and its command line.
+
+Kolesnikov et al., "Big Transfer (BiT)", arXiv 1912.11370, section 3.1 (upstream pre-training):
+SGD with momentum 0.9, learning rate 0.03 x batch/256, linear warmup over 5000 steps, weight
+decay 1e-4, learning rate / 10 at epochs 30, 60 and 80 of 90 (BiT-S, BiT-M) or at 10, 23, 30
+and 37 of 40 (BiT-L), inception-style random crops at 224 with random flips, softmax
+cross-entropy for single-label data and sigmoid cross-entropy for multi-label data
+(ImageNet-21k, JFT). The loop (distribution, ``batch_split``, precision, checkpoints and
+resume, reporting) is ``bit_keras.training.train``, the same one ``fine_tune`` uses. The
+result is saved in the official ``.npz`` layout, which ``bit_keras.load``, ``fine_tune``,
+``export``, timm and big_vision take unchanged.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+
+from absl import flags
+from absl import logging
+
+from bit_keras import checkpoint
+from bit_keras import hyperrule as hyperrule_lib
+from bit_keras import training
+
+BASE_LR = 0.03
+BASE_BATCH = 256
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+# The paper warms up over 5000 steps. Its shortest full-scale run (BiT-S: ILSVRC-2012,
+# 90 epochs at batch 4096) has 1_281_167 * 90 / 4096 = 28_151 steps; a shorter run warms up
+# over the same fraction of its length (5000 / 28_151 = 17.8%), so a 1000-step run warms up
+# over 178 steps instead of spending five times its length at a growing rate.
+WARMUP_STEPS = 5000
+FULL_SCALE_STEPS = 28_151
+# Epochs of the schedule and the epochs at which the learning rate drops tenfold.
+RECIPES = {
+    "bit-s": (90, (30, 60, 80)),
+    "bit-m": (90, (30, 60, 80)),
+    "bit-l": (40, (10, 23, 30, 37)),
+}
+WEIGHTS_FILE = "weights.npz"
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamPlan:
+    """The upstream schedule of one run: learning rate and ``(warmup, decays..., end)`` steps."""
+
+    recipe: str
+    batch: int
+    learning_rate: float
+    supports: tuple
+    epochs: float
+    steps_per_epoch: float
+
+    @property
+    def steps(self):
+        return self.supports[-1]
+
+    def schedule(self):
+        return hyperrule_lib.HyperRuleSchedule(self.supports, self.learning_rate)
+
+    def describe(self):
+        return (f"BiT upstream ({self.recipe}): batch {self.batch}, lr {self.learning_rate:g}, "
+                f"{self.epochs:g} epochs = {self.steps} steps, warmup {self.supports[0]}, "
+                f"decays at {list(self.supports[1:-1])}")
+
+
+def upstream_plan(num_examples, batch, recipe="bit-m", epochs=None, steps=None, base_lr=BASE_LR,
+                  warmup_steps=None):
+    """The upstream learning-rate plan for a dataset size and batch.
+
+    Args:
+        num_examples: training examples per epoch.
+        batch: global batch size; the learning rate is ``base_lr * batch / 256``.
+        recipe: ``"bit-s"``/``"bit-m"`` (90 epochs, decays at 30/60/80) or ``"bit-l"``
+            (40 epochs, decays at 10/23/30/37).
+        epochs: shorten or lengthen the recipe; decays keep their fraction of the run.
+        steps: the run length in steps instead of epochs.
+        base_lr: learning rate at batch 256.
+        warmup_steps: override the warmup (default: 5000, proportionally shorter for runs
+            shorter than 28,151 steps, the BiT-S full-scale length).
+
+    Returns:
+        An ``UpstreamPlan``.
+
+    Example:
+
+    >>> plan = bit_keras.pretraining.upstream_plan(1_281_167, 4096, recipe="bit-s")
+    >>> plan.learning_rate, plan.supports
+    (0.48, (5000, 9384, 18767, 25023, 28151))
+    """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {sorted(RECIPES)}. Received: recipe={recipe!r}")
+    for name, value in (("num_examples", num_examples), ("batch", batch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
+    full_epochs, decay_epochs = RECIPES[recipe]
+    steps_per_epoch = num_examples / batch
+    if steps is not None:
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps must be a positive int or None. Received: steps={steps!r}")
+        total = steps
+        epochs = steps / steps_per_epoch
+    else:
+        epochs = full_epochs if epochs is None else epochs
+        if not epochs > 0:
+            raise ValueError(f"epochs must be positive. Received: epochs={epochs!r}")
+        total = max(1, math.ceil(epochs * steps_per_epoch))
+    decays = tuple(max(1, round(total * e / full_epochs)) for e in decay_epochs)
+    if warmup_steps is None:
+        warmup_steps = round(WARMUP_STEPS * min(1.0, total / FULL_SCALE_STEPS))
+    if not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be a non-negative int. Received: warmup_steps={warmup_steps!r}")
+    supports = (min(warmup_steps, total),) + tuple(max(d, 1) for d in decays) + (total,)
+    return UpstreamPlan(recipe, batch, base_lr * batch / BASE_BATCH, supports, epochs, steps_per_epoch)
+
+
+@dataclasses.dataclass
+class PretrainResult:
+    """What ``bit_keras.pretrain`` returns: the model, the plan, the evaluation history
+    (``step``, ``lr``, ``loss``, ``val_loss``, ``accuracy``, ``images_per_second``), the last
+    step, the run folder, the official-layout ``.npz`` and the checkpoint resumed from."""
+
+    model: object
+    plan: UpstreamPlan
+    history: list
+    step: int
+    run_dir: str | None
+    weights_path: str | None
+    resumed_from: str | None
+
+    @property
+    def accuracy(self):
+        scored = [r["accuracy"] for r in self.history if r.get("accuracy") is not None]
+        return scored[-1] if scored else None
+
+
+def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m", batch=4096,
+             batch_split=1, epochs=None, steps=None, base_lr=BASE_LR, weight_decay=WEIGHT_DECAY,
+             warmup_steps=None, crop=224, loss=None, seed=0, precision="float32", strategy=None,
+             eval_every=None, checkpoint_every=1000, progress=None):
+    """Pre-trains a BiT model upstream with the paper's recipe, resumably.
+
+    Args:
+        model: a BiT model (``bit_keras.build("BiT-M-R50x1")`` or ``bit_keras.resnet_v2``);
+            a head of the wrong size is replaced by a zero-initialized one.
+        train_data: anything ``bit_keras.data.load_source`` takes (folder, TFDS name,
+            ``(images, labels)`` with int or multi-hot labels, ``tf.data.Dataset``, ``Source``).
+        eval_data: the same, for held-out accuracy; None evaluates nothing.
+        run_dir: checkpoints, ``metrics.jsonl``, TensorBoard summaries and the final
+            ``weights.npz``; running again with the same folder resumes.
+        recipe: ``"bit-s"``, ``"bit-m"`` (90 epochs) or ``"bit-l"`` (40 epochs).
+        batch, batch_split: global batch and micro-batches per replica batch.
+        epochs, steps: run length (default: the recipe's epochs).
+        base_lr: learning rate at batch 256 (0.03).
+        weight_decay: L2 on kernels (1e-4).
+        warmup_steps: default 5000, shorter for short runs (see ``upstream_plan``).
+        crop: side of the inception-style random crops (224).
+        loss: ``"softmax"`` or ``"sigmoid"``; default sigmoid for multi-label data.
+        seed, precision, strategy, eval_every, checkpoint_every, progress: as for
+            ``bit_keras.fine_tune``.
+
+    Returns:
+        A ``PretrainResult``.
+
+    Example:
+
+    >>> model = bit_keras.build("R50x1", num_classes=1000)
+    >>> result = bit_keras.pretrain(model, "imagenet2012", run_dir="runs/bit-s", batch=4096,
+    ...                             strategy="multi_worker", precision="bfloat16")
+    """
+    from bit_keras import data
+
+    strategy = training.resolve_strategy(strategy)
+    source = data.load_source(train_data, "train")
+    eval_source = None if eval_data is None else data.load_source(eval_data, "test")
+    loss = loss or ("sigmoid" if source.multi_label else "softmax")
+    plan = upstream_plan(source.num_examples, batch, recipe, epochs, steps, base_lr, warmup_steps)
+    logging.info("%s on %d examples of %d classes, %s loss", plan.describe(),
+                 source.num_examples, source.num_classes, loss)
+    model = training.with_head(model, source.num_classes)
+
+    def train_input(context, start_step):
+        return data.train_dataset(source, context.get_per_replica_batch_size(batch), crop=crop,
+                                  seed=seed, start_step=start_step, augment="inception",
+                                  input_context=context)
+
+    eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
+    result = training.train(
+        model, train_input, plan.steps, plan.schedule(), batch, strategy=strategy, loss=loss,
+        momentum=MOMENTUM, weight_decay=weight_decay, batch_split=batch_split,
+        precision=precision,
+        eval_input=None if eval_source is None else (
+            lambda: data.eval_dataset(eval_source, eval_batch, crop)),
+        eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
+        progress=progress)
+    weights_path = None
+    if run_dir is not None and training.strategy.worker(strategy)[2]:
+        weights_path = checkpoint.save_npz(model, os.path.join(run_dir, WEIGHTS_FILE))
+    return PretrainResult(model, plan, result.history, result.step, run_dir, weights_path,
+                          result.resumed_from)
+
+
+def define_flags(fv=flags.FLAGS):
+    """The command line's flags."""
+    flags.DEFINE_string("name", None, "Run name: the run folder is <logdir>/<name>.", flag_values=fv)
+    flags.DEFINE_string("logdir", None, "Where run folders go.", flag_values=fv)
+    flags.DEFINE_string("model", "R50x1", "Architecture: a bit_keras.VARIANTS name or R50x1-style.", flag_values=fv)
+    flags.DEFINE_string("dataset", None, "Folder of class subfolders, or a TFDS name.", flag_values=fv)
+    flags.DEFINE_string("eval_dataset", None, "Held-out data for accuracy.", flag_values=fv)
+    flags.DEFINE_enum("recipe", "bit-m", sorted(RECIPES), "Upstream schedule.", flag_values=fv)
+    flags.DEFINE_integer("batch", 4096, "Global batch size.", flag_values=fv)
+    flags.DEFINE_integer("batch_split", 1, "Micro-batches per batch (saves memory).", flag_values=fv)
+    flags.DEFINE_float("epochs", None, "Epochs (default: the recipe's).", flag_values=fv)
+    flags.DEFINE_integer("steps", None, "Steps instead of epochs.", flag_values=fv)
+    flags.DEFINE_float("base_lr", BASE_LR, "Learning rate at batch 256.", flag_values=fv)
+    flags.DEFINE_float("weight_decay", WEIGHT_DECAY, "L2 weight decay on kernels.", flag_values=fv)
+    flags.DEFINE_integer("warmup_steps", None, "Warmup steps (default: 5000, scaled down for short runs).", flag_values=fv)
+    flags.DEFINE_integer("crop", 224, "Training crop side.", flag_values=fv)
+    flags.DEFINE_enum("loss", None, ("softmax", "sigmoid"), "Default: sigmoid for multi-label data.", flag_values=fv)
+    flags.DEFINE_enum("precision", "float32", tuple(training.PRECISIONS), "Compute precision.", flag_values=fv)
+    flags.DEFINE_enum("strategy", "default", training.STRATEGIES, "tf.distribute strategy.", flag_values=fv)
+    flags.DEFINE_integer("eval_every", None, "Steps between evaluations.", flag_values=fv)
+    flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Augmentation seed.", flag_values=fv)
+
+
+def run_from_flags(fv=flags.FLAGS):
+    """Runs ``pretrain`` with the options of parsed flags; returns its result."""
+    import bit_keras
+    from bit_keras import data
+
+    for name in ("name", "logdir", "dataset"):
+        if not fv[name].value:
+            raise ValueError(f"--{name} is required. Received: --{name}={fv[name].value!r}")
+    strategy = training.make_strategy(fv.strategy)  # before any other TensorFlow work
+    source = data.load_source(fv.dataset, "train")
+    with strategy.scope():
+        model = bit_keras.build(fv.model, num_classes=source.num_classes)
+    return pretrain(
+        model, source, fv.eval_dataset, run_dir=os.path.join(fv.logdir, fv.name),
+        recipe=fv.recipe, batch=fv.batch, batch_split=fv.batch_split, epochs=fv.epochs,
+        steps=fv.steps, base_lr=fv.base_lr, weight_decay=fv.weight_decay,
+        warmup_steps=fv.warmup_steps, crop=fv.crop, loss=fv.loss, seed=fv.seed,
+        precision=fv.precision, strategy=strategy, eval_every=fv.eval_every,
+        checkpoint_every=fv.checkpoint_every)
+
+
+def main(argv):
+    """``python -m bit_keras.pretrain``: one line per error, exit status 1."""
+    if len(argv) > 1:
+        sys.exit(f"pretrain: error: unexpected arguments {argv[1:]}; all options are --flags")
+    try:
+        result = run_from_flags()
+    except (ValueError, TypeError, FileNotFoundError, OSError) as e:
+        sys.exit(f"pretrain: error: {e}")
+    print(json.dumps({"step": result.step, "accuracy": result.accuracy,
+                      "weights": result.weights_path}))
