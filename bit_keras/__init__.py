@@ -36,6 +36,8 @@ _LAZY = {
     "publish": "bit_keras.exporter:publish",
     "SavedModelLayer": "bit_keras.exporter:SavedModelLayer",
     "fine_tune": "bit_keras.finetuning:fine_tune",
+    "hyperrule": "bit_keras.hyperrule:",
+    "training": "bit_keras.training:",
     "few_shot": "bit_keras.fewshot:evaluate",
     "pretrain": "bit_keras.pretraining:pretrain",
 }
