@@ -13,24 +13,30 @@ import sys
 from absl import app
 from absl import flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A BiT name (BiT-M-R50x1) or architecture (R50x1).")
-flags.DEFINE_string("weights", None, "Checkpoint for --model (.npz/.h5/.safetensors); "
-                    "default: the official file, downloaded once.")
-flags.DEFINE_string("saved_model", None, "A feature-vector SavedModel directory, instead of "
-                    "--model.")
-flags.DEFINE_string("dataset", "bit_synthetic/downstream",
-                    "A TFDS name or a folder with train/ and test/ class subfolders.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("train_split", "train", "Split to draw the shots from.")
-flags.DEFINE_string("test_split", "test", "Split to measure accuracy on.")
-flags.DEFINE_list("shots", ["1", "5", "10", "25"], "Examples per class, comma-separated.")
-flags.DEFINE_integer("seeds", 3, "Number of seeds (0, 1, ...).")
-flags.DEFINE_float("l2_reg", 2.0 ** 10, "L2 regularization of the linear probe.")
-flags.DEFINE_integer("batch_size", 64, "Images per feature batch.")
-flags.DEFINE_integer("image_size", None, "Resize images to this square size (default: "
-                     "their own size when they all share one).")
-flags.DEFINE_string("out", None, "Write the results as JSON here.")
+
+def define_flags(fv=flags.FLAGS):
+    """The command line's flags, defined on ``fv`` (the global flags by default)."""
+    flags.DEFINE_string("model", None, "A BiT name (BiT-M-R50x1) or architecture (R50x1).",
+                        flag_values=fv)
+    flags.DEFINE_string("weights", None, "Checkpoint for --model (.npz/.h5/.safetensors); "
+                        "default: the official file, downloaded once.", flag_values=fv)
+    flags.DEFINE_string("saved_model", None, "A feature-vector SavedModel directory, instead "
+                        "of --model.", flag_values=fv)
+    flags.DEFINE_string("dataset", "bit_synthetic/downstream",
+                        "A TFDS name or a folder with train/ and test/ class subfolders.",
+                        flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "TFDS data directory.", flag_values=fv)
+    flags.DEFINE_string("train_split", "train", "Split to draw the shots from.", flag_values=fv)
+    flags.DEFINE_string("test_split", "test", "Split to measure accuracy on.", flag_values=fv)
+    flags.DEFINE_list("shots", ["1", "5", "10", "25"], "Examples per class, comma-separated.",
+                      flag_values=fv)
+    flags.DEFINE_integer("seeds", 3, "Number of seeds (0, 1, ...).", flag_values=fv)
+    flags.DEFINE_float("l2_reg", 2.0 ** 10, "L2 regularization of the linear probe.",
+                       flag_values=fv)
+    flags.DEFINE_integer("batch_size", 64, "Images per feature batch.", flag_values=fv)
+    flags.DEFINE_integer("image_size", None, "Resize images to this square size (default: "
+                         "their own size when they all share one).", flag_values=fv)
+    flags.DEFINE_string("out", None, "Write the results as JSON here.", flag_values=fv)
 
 
 def run(model=None, weights=None, saved_model=None, dataset="bit_synthetic/downstream",
@@ -73,20 +79,21 @@ def run(model=None, weights=None, saved_model=None, dataset="bit_synthetic/downs
     return result
 
 
-def _main(argv):
+def main(argv, fv=flags.FLAGS):
+    """Runs ``run`` with parsed flags; prints one line per error. Returns the exit code."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        shots = [int(k) for k in FLAGS.shots]
+        shots = [int(k) for k in fv.shots]
     except ValueError:
-        print(f"error: --shots must be comma-separated ints. Received: {','.join(FLAGS.shots)}",
+        print(f"error: --shots must be comma-separated ints. Received: {','.join(fv.shots)}",
               file=sys.stderr)
         return 1
     try:
-        run(model=FLAGS.model, weights=FLAGS.weights, saved_model=FLAGS.saved_model,
-            dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, train_split=FLAGS.train_split,
-            test_split=FLAGS.test_split, shots=shots, seeds=FLAGS.seeds, l2_reg=FLAGS.l2_reg,
-            batch_size=FLAGS.batch_size, image_size=FLAGS.image_size, out=FLAGS.out)
+        run(model=fv.model, weights=fv.weights, saved_model=fv.saved_model, dataset=fv.dataset,
+            data_dir=fv.data_dir, train_split=fv.train_split, test_split=fv.test_split,
+            shots=shots, seeds=fv.seeds, l2_reg=fv.l2_reg, batch_size=fv.batch_size,
+            image_size=fv.image_size, out=fv.out)
     except (ValueError, TypeError, OSError) as error:  # CheckpointError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -95,7 +102,8 @@ def _main(argv):
 
 def run_main():
     """Entry point of ``python -m bit_keras.fewshot``."""
-    app.run(_main)
+    define_flags()
+    app.run(main)
 
 
 if __name__ == "__main__":

@@ -194,11 +194,9 @@ def test_command_line_on_a_saved_model_and_the_synthetic_dataset(exported, tmp_p
 def test_command_line_errors_are_one_line(argv, message, capsys):
     from absl import flags
     from bit_keras import fewshot_cli
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["fewshot", *argv])
-    try:
-        assert fewshot_cli._main(["fewshot"]) == 1
-    finally:
-        flags.FLAGS.unparse_flags()
+    fv = flags.FlagValues()
+    fewshot_cli.define_flags(fv)
+    fv(["fewshot", *argv])
+    assert fewshot_cli.main(["fewshot"], fv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message), err
