@@ -75,9 +75,10 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         train_data: anything ``bit_keras.data.load_source`` takes: a folder of class
             subfolders (or with ``train/`` and ``test/``), a TFDS name, a
             ``tf.data.Dataset``, an ``(images, labels)`` pair, a ``bit_keras.data.Source``.
-        eval_data: the same for evaluation; None uses the ``test`` split of a TFDS name or
-            the ``test/`` subfolder of a folder, if there is one, and otherwise evaluates
-            nothing.
+        eval_data: the same for evaluation (a folder: its ``test/`` subfolder if it has one,
+            else its class subfolders); None uses the ``test`` split of a TFDS name or the
+            ``test/`` subfolder of the training folder, if there is one, and otherwise
+            evaluates nothing.
         run_dir: the run folder for checkpoints, ``metrics.jsonl``, TensorBoard summaries,
             ``run.json`` and the final ``weights.npz``; None writes nothing.
         hyperrule: ``"code"`` (official bit_hyperrule.py) or ``"paper"`` (arXiv 1912.11370).
@@ -114,6 +115,10 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
                               seed=examples_per_class_seed)
     eval_source = _eval_source(data, train_data if eval_data is None else eval_data,
                                explicit=eval_data is not None)
+    if eval_source is not None and list(eval_source.class_names) != list(source.class_names):
+        raise ValueError("eval_data must have the classes of train_data, in the same order. "
+                         f"Received: train classes {list(source.class_names)[:10]}, eval classes "
+                         f"{list(eval_source.class_names)[:10]}")
     hp = hyperrule_lib.hyperrule(source.num_examples, source.median_image_area(), batch, hyperrule,
                                  base_lr, architecture=model.name, steps=steps)
     hp = dataclasses.replace(hp, **{k: v for k, v in dict(
@@ -155,6 +160,9 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
 def _eval_source(data, spec, explicit):
     """The evaluation ``Source``: explicit data, or a name's test split when there is one."""
     if explicit:
+        if isinstance(spec, (str, os.PathLike)) and os.path.isdir(spec) and not os.path.isdir(
+                os.path.join(spec, "test")):
+            return data.from_folder(os.fspath(spec))  # a folder of class subfolders
         return data.load_source(spec, "test")
     if isinstance(spec, (str, os.PathLike)):
         spec = os.fspath(spec)
