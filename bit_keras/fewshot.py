@@ -118,7 +118,8 @@ def evaluate(feature_fn, train_data, test_data, shots=DEFAULT_SHOTS, seeds=DEFAU
         fit_fn: the hook for training protocols, called once per seed and K as
             ``fit_fn(images, labels, num_classes, seed)`` with float32 ``[K * C, H, W, 3]``
             images in [0, 1] and int64 labels in ``0..C-1`` (the training classes in
-            sorted order); it returns ``predict(images) -> [B, C]`` scores.
+            sorted order); it returns ``predict(images) -> [B, C]`` scores, called on
+            float32 NumPy batches of the test images.
 
     Returns:
         A ``FewShotResult``.

@@ -56,8 +56,8 @@ class ImageSet:
         return np.concatenate([images.numpy() for images in self._batches(indices)])
 
     def scores(self, predict):
-        """``predict``'s outputs on every image, concatenated."""
-        return np.concatenate([np.asarray(predict(images)) for images in self._batches()])
+        """``predict``'s outputs on every image (NumPy float32 batches), concatenated."""
+        return np.concatenate([np.asarray(predict(images.numpy())) for images in self._batches()])
 
 
 def as_feature_fn(obj):
