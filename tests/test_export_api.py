@@ -167,11 +167,21 @@ def _cli(*args):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
-def test_cli_prints_one_line_per_error(tmp_path):
-    proc = _cli("--model", "BiT-M-R50x1", "--weights", str(tmp_path / "missing.npz"),
-                "--out", str(tmp_path / "out"))
+def test_cli_exports_and_refuses_to_overwrite(tmp_path):
+    # R14x1 is the smallest architecture the command line can name (base 64 channels).
+    from numpy_bit import random_weights
+    np.savez(tmp_path / "r14.npz", **random_weights((1, 1, 1, 1), 1, 4, base=64))
+    args = ["--model", "R14x1", "--weights", str(tmp_path / "r14.npz"), "--out",
+            str(tmp_path / "serving"), "--version", "3", "--publish_dir", str(tmp_path / "public")]
+    proc = _cli(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [str(tmp_path / "serving" / "3"),
+                                   str(tmp_path / "public" / "r14x1_feature_vector.tar.gz")]
+    assert os.path.isfile(tmp_path / "serving" / "3" / "saved_model.pb")
+    before = _tree(tmp_path / "serving")
+    proc = _cli(*args)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("export_bit.py: error:")]
-    assert len(errors) == 1 and "missing.npz" in errors[0], proc.stderr[-2000:]
+    assert len(errors) == 1 and "already exists" in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    assert not os.path.exists(tmp_path / "out")
+    assert _tree(tmp_path / "serving") == before
