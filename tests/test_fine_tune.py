@@ -142,6 +142,44 @@ def test_batch_split_4_equals_unsplit_after_one_step():
         np.testing.assert_allclose(split - before, update, rtol=1e-3, atol=1e-4 * np.abs(update).max())
 
 
+def test_float16_loss_scaling_unscales_the_update():
+    import keras
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 1, (4, 32, 32, 3)).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    keras.utils.set_random_seed(2)
+    start = bit_keras.resnet_v2(num_classes=3, **support.TINY)
+    start.get_layer("head").kernel.assign(rng.normal(0, 0.5, start.get_layer("head").kernel.shape))
+    strategy = tf.distribute.get_strategy()
+    updates = {}
+    # The default initial scale (2**15) overflows float16 here: that step would be skipped.
+    for precision, scale in (("float32", None), ("float16", None), ("float16", 2.0 ** 8)):
+        model = training.replica(start, strategy, precision)
+        optimizer = keras.optimizers.SGD(0.1)
+        if scale:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=scale)
+        step = training.make_train_step(model, optimizer, strategy, 4)
+        step(iter(tf.data.Dataset.from_tensors((images, labels)).repeat()))
+        updates[precision, scale] = model.get_layer("block4_unit01_c_conv").kernel.numpy() - \
+            start.get_layer("block4_unit01_c_conv").kernel.numpy()
+    assert model.get_layer("block4_unit01_c_conv").compute_dtype == "float16"
+    assert model.get_layer("head").compute_dtype == "float32"
+
+    def error(a, b):
+        return np.linalg.norm(updates[a] - updates[b]) / np.linalg.norm(updates[b])
+
+    # Scaled and unscaled float16 make the same update (a skipped step would be 100% off, a
+    # step left scaled 256 times too large); float16 itself is ~10% off float32 here.
+    assert error(("float16", 2.0 ** 8), ("float16", None)) < 1e-2
+    assert error(("float16", None), ("float32", None)) < 0.25
+
+
+def test_fine_tune_is_the_top_level_function():
+    assert bit_keras.fine_tune is finetuning.fine_tune
+    assert bit_keras.hyperrule.hyperrule(100, 64).steps == 500
+    assert bit_keras.training.train is training.train
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(hyperrule="fast"), "flavour must be one of ('code', 'paper'). Received: flavour='fast'"),
     (dict(precision="float8"), "precision must be one of ('float32', 'bfloat16', 'float16')"),
