@@ -1,0 +1,145 @@
+"""Inference images/second: the Keras model, the exported SavedModel and TFLite, vs the reference.
+
+Every model and artefact is built once; for each batch size the routes and the machine's
+matmul ceilings are timed side by side (``timing.interleaved``). Before timing, each route's
+logits are compared with the float32 Keras model's, so that no fast-but-wrong route counts.
+"""
+
+import os
+
+import numpy as np
+
+from benchmarks import flops
+from benchmarks import models
+from benchmarks import timing
+
+ROUTES = ("keras", "saved_model", "saved_model_folded", "tflite")
+
+
+def keras_route(model):
+    """``model.predict_on_batch``: the Keras route a user takes (a ``tf.function`` inside)."""
+    return lambda images: (lambda: model.predict_on_batch(images))
+
+
+def saved_model_route(model, export_dir, fold_standardization=False):
+    """The ``serving_default`` signature of ``bit_keras.export``'s SavedModel, reloaded."""
+    import tensorflow as tf
+    import bit_keras
+    bit_keras.export(model, export_dir, kind="classifier", overwrite=True,
+                     fold_standardization=fold_standardization)
+    serving = tf.saved_model.load(export_dir).signatures["serving_default"]
+
+    def make(images):
+        tensor = tf.constant(images)
+        return lambda: serving(images=tensor)["logits"]
+
+    return make
+
+
+def tflite_route(model, path):
+    """A ``tf.lite.Interpreter`` over ``bit_keras.export_tflite``'s file, one thread per core."""
+    import tensorflow as tf
+    import bit_keras
+    bit_keras.export_tflite(model, path, kind="classifier", overwrite=True)
+
+    def make(images):
+        interpreter = tf.lite.Interpreter(model_path=path, num_threads=timing.cores())
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, images.shape)
+        interpreter.allocate_tensors()
+        out = interpreter.get_output_details()[0]["index"]
+
+        def run():
+            interpreter.set_tensor(index, images)
+            interpreter.invoke()
+            return interpreter.get_tensor(out)
+
+        return run
+
+    return make
+
+
+def rel_err(got, want):
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    return float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-30))
+
+
+def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
+    """dict ``"impl/route/dtype"`` -> factory(images) -> zero-argument callable."""
+    os.makedirs(workdir, exist_ok=True)
+    factories = {}
+    for dtype in dtypes:
+        # One reference, float32: every ratio is to the plain float32 model.
+        ours, ref = models.pair(arch, dtype, seed=0, include_reference=dtype == "float32")
+        if ref is not None:
+            factories[f"reference/keras/{dtype}"] = keras_route(ref)
+        if "keras" in routes:
+            factories[f"bit_keras/keras/{dtype}"] = keras_route(ours)
+        if "saved_model" in routes:
+            factories[f"bit_keras/saved_model/{dtype}"] = saved_model_route(
+                ours, os.path.join(workdir, f"saved_model_{dtype}"))
+        if "saved_model_folded" in routes and dtype == "float32":
+            factories[f"bit_keras/saved_model_folded/{dtype}"] = saved_model_route(
+                ours, os.path.join(workdir, f"saved_model_folded_{dtype}"), True)
+        if "tflite" in routes and dtype == "float32":  # TFLite computes in float32 on CPU
+            factories[f"bit_keras/tflite/{dtype}"] = tflite_route(
+                ours, os.path.join(workdir, f"bit_{dtype}.tflite"))
+    return factories
+
+
+def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
+              dtypes=("float32", "bfloat16"), routes=ROUTES):
+    """Images/second of every route and dtype at each batch size, timed side by side.
+
+    Args:
+        arch: the architecture dict (see ``benchmarks.models.pair``).
+        resolution: the square image side.
+        batches: batch sizes to time.
+        workdir: where the SavedModels and TFLite files are written.
+        reps, warmup: timed and untimed repetitions per candidate.
+        dtypes: ``"float32"`` (always measured: it is the reference) and maybe
+            ``"bfloat16"``; TFLite and the folded SavedModel run float32 only.
+        routes: any of ``ROUTES``; the reference Keras model is always timed.
+
+    Returns:
+        (rows, parity): table rows, and each candidate's relative error against the float32
+        Keras model on the same two images.
+    """
+    factories = build_routes(arch, workdir, dtypes, routes)
+    ceilings = {d: timing.matmul(d) for d in dtypes}
+    probe = np.random.default_rng(1).uniform(
+        0, 1, (max(batches + [2]), resolution, resolution, 3)).astype(np.float32)
+    want = np.asarray(factories["reference/keras/float32"](probe[:2])())
+    parity = {name: rel_err(make(probe[:2])(), want) for name, make in factories.items()}
+    rows = []
+    for batch in batches:
+        candidates = {f"matmul/{d}": ceilings[d][0] for d in dtypes}
+        candidates.update({name: make(probe[:batch]) for name, make in factories.items()})
+        measured = timing.interleaved(candidates, reps=reps, warmup=warmup)
+        rows.extend(_rows(measured, batch, arch, resolution, ceilings))
+    return rows, parity
+
+
+def _rows(measured, batch, arch, resolution, ceilings):
+    per_image = flops.bit_flops(arch["units"], arch["width"], resolution, arch["num_classes"],
+                                arch["base_filters"])
+    gflops = {d: n / measured[f"matmul/{d}"]["seconds"] / 1e9 for d, (_, n) in ceilings.items()}
+    rows = [{"section": "ceiling", "name": f"matmul {d} GFLOP/s", "batch": batch,
+             "images_per_s": gflops[d], "gflops": gflops[d],
+             "cpu_images_per_s": n / measured[f"matmul/{d}"]["cpu_seconds"] / 1e9}
+            for d, (_, n) in ceilings.items()]
+    for name, m in measured.items():
+        if name.startswith("matmul/"):
+            continue
+        dtype = name.rsplit("/", 1)[1]
+        ips = batch / m["seconds"]
+        ref = measured["reference/keras/float32"]
+        rows.append({
+            "section": f"inference {resolution}px", "name": name, "batch": batch,
+            "images_per_s": ips, "cpu_images_per_s": batch / m["cpu_seconds"],
+            # The roofline is the float32 one for every dtype: bfloat16 is judged by what it
+            # gains over float32 on this machine, not by its own (emulated or native) peak.
+            "roofline_pct": 100 * ips * per_image / (gflops["float32"] * 1e9),
+            "vs_reference": ref["seconds"] / m["seconds"],
+            "seconds": m["seconds"], "wall": m["wall"], "reps": m["reps"]})
+    return rows

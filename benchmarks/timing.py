@@ -1,0 +1,85 @@
+"""Timing that survives a shared machine: interleaved repetitions, medians, CPU time too.
+
+Every figure that is compared with another is measured in the same loop: one repetition of
+each candidate in turn, repeated, so that a burst of load from other processes hits all of
+them alike. Each candidate is warmed up first (tracing, XLA compilation, allocator growth);
+the reported time is the median of the repetitions. Alongside wall-clock time the process
+CPU time is recorded: ``images / (cpu seconds / cores)`` is what the figure would be on an
+idle machine if every thread stayed busy, and it moves far less under load.
+"""
+
+import os
+import time
+
+import numpy as np
+
+
+def cores():
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _run(fn):
+    out = fn()
+    # Materialize: TensorFlow may return before the work is done; NumPy conversion waits.
+    if isinstance(out, dict):
+        out = list(out.values())
+    for value in (out if isinstance(out, (list, tuple)) else [out]):
+        np.asarray(value)
+
+
+def interleaved(candidates, reps=3, warmup=1):
+    """Times zero-argument callables round-robin.
+
+    Args:
+        candidates: dict name -> callable; each call is one unit of work.
+        reps: timed repetitions of each candidate (the median is reported).
+        warmup: untimed calls of each candidate first.
+
+    Returns:
+        dict name -> {"seconds": median wall s, "cpu_seconds": median CPU s per core,
+        "wall": [all wall s], "reps": reps}.
+
+    Example:
+
+    >>> benchmarks.timing.interleaved({"a": lambda: 1, "b": lambda: 2}, reps=3)
+    """
+    if reps < 1 or warmup < 0:
+        raise ValueError(f"reps must be >= 1 and warmup >= 0. Received: reps={reps}, warmup={warmup}")
+    for fn in candidates.values():
+        for _ in range(warmup):
+            _run(fn)
+    wall = {name: [] for name in candidates}
+    cpu = {name: [] for name in candidates}
+    n = cores()
+    for _ in range(reps):
+        for name, fn in candidates.items():
+            t, c = time.perf_counter(), time.process_time()
+            _run(fn)
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append((time.process_time() - c) / n)
+    return {name: {"seconds": float(np.median(wall[name])),
+                   "cpu_seconds": float(np.median(cpu[name])),
+                   "wall": [round(w, 4) for w in wall[name]], "reps": reps}
+            for name in candidates}
+
+
+def matmul(dtype="float32", n=1024):
+    """A callable multiplying two ``n x n`` matrices through TensorFlow, and its FLOPs.
+
+    Args:
+        dtype: ``"float32"`` or ``"bfloat16"``.
+        n: the matrix side; 1024 to 2048 reaches the BLAS peak on a CPU.
+
+    Returns:
+        (callable, flops per call).
+    """
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    a = tf.cast(rng.standard_normal((n, n), dtype=np.float32), dtype)
+    b = tf.cast(rng.standard_normal((n, n), dtype=np.float32), dtype)
+    fn = tf.function(lambda: tf.matmul(a, b))
+    return fn, 2 * n ** 3

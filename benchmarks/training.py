@@ -1,0 +1,82 @@
+"""Fine-tuning images/second: ``bit_keras.training``'s step on our BiT and on the reference.
+
+The step is the library's own (``bit_keras.training.make_train_step``: ``tf.GradientTape``,
+SGD with momentum, ``batch_split`` micro-batches summed in float32) so the figure is what
+``bit_keras.fine_tune`` runs; only the model differs between ``bit_keras`` and the reference.
+"""
+
+import numpy as np
+
+from benchmarks import flops
+from benchmarks import models
+from benchmarks import timing
+
+# Forward + backward is about 3x the forward multiply-adds (two matmuls per weight gradient
+# and input gradient), the usual convention.
+TRAIN_FLOPS_FACTOR = 3
+
+
+def train_step(model, images, labels, batch_split=1):
+    """A zero-argument callable running one SGD-momentum update of ``model`` on one batch."""
+    import keras
+    import tensorflow as tf
+    from bit_keras import training
+    strategy = tf.distribute.get_strategy()
+    optimizer = keras.optimizers.SGD(0.003, momentum=0.9)
+    step = training.make_train_step(model, optimizer, strategy, global_batch=len(images),
+                                    loss="softmax", batch_split=batch_split)
+    data = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
+    return lambda: step(data)
+
+
+def batch(arch, resolution, size, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 1, (size, resolution, resolution, 3)).astype(np.float32)
+    labels = np.eye(arch["num_classes"], dtype=np.float32)[
+        rng.integers(0, arch["num_classes"], size)]
+    return images, labels
+
+
+def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", "bfloat16"),
+                batch_split=None):
+    """Images/second of one training step, ours vs the reference, for each batch size.
+
+    Args:
+        arch: the architecture dict (see ``benchmarks.models.pair``).
+        resolution: the square image side (BiT fine-tunes R50x1 at 128 for small images).
+        batches: batch sizes (global batch of one update).
+        reps, warmup: timed and untimed steps per candidate.
+        dtypes: ``"float32"`` and/or ``"bfloat16"``.
+        batch_split: also time ``bit_keras`` with this many micro-batches per update.
+
+    Returns:
+        Table rows (``images_per_s`` counts images per second of updates).
+    """
+    per_image = TRAIN_FLOPS_FACTOR * flops.bit_flops(
+        arch["units"], arch["width"], resolution, arch["num_classes"], arch["base_filters"])
+    mm, mm_flops = timing.matmul("float32")
+    # One reference, float32: every ratio is to the plain float32 model.
+    pairs = {d: models.pair(arch, d, seed=0, include_reference=d == "float32") for d in dtypes}
+    rows = []
+    for size in batches:
+        images, labels = batch(arch, resolution, size)
+        candidates = {"matmul/float32": mm}
+        for dtype, (ours, ref) in pairs.items():
+            if ref is not None:
+                candidates[f"reference/step/{dtype}"] = train_step(ref, images, labels)
+            candidates[f"bit_keras/step/{dtype}"] = train_step(ours, images, labels)
+            if batch_split and size % batch_split == 0 and size > batch_split and dtype == "float32":
+                candidates[f"bit_keras/step_split{batch_split}/{dtype}"] = train_step(
+                    ours, images, labels, batch_split)
+        measured = timing.interleaved(candidates, reps=reps, warmup=warmup)
+        gflops = mm_flops / measured.pop("matmul/float32")["seconds"] / 1e9
+        for name, m in measured.items():
+            dtype = name.rsplit("/", 1)[1]
+            ips = size / m["seconds"]
+            rows.append({
+                "section": f"fine-tune {resolution}px", "name": name, "batch": size,
+                "images_per_s": ips, "cpu_images_per_s": size / m["cpu_seconds"],
+                "roofline_pct": 100 * ips * per_image / (gflops * 1e9),
+                "vs_reference": measured["reference/step/float32"]["seconds"] / m["seconds"],
+                "seconds": m["seconds"], "wall": m["wall"], "reps": m["reps"]})
+    return rows
