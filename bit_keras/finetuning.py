@@ -133,7 +133,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
     if run_dir is not None and chief:
         _record_run(run_dir, hp, dict(examples_per_class=examples_per_class,
                                       examples_per_class_seed=examples_per_class_seed, seed=seed,
-                                      num_classes=source.num_classes))
+                                      num_classes=source.num_classes,
+                                      num_examples=source.num_examples))
 
     def train_input(context, start_step):
         return data.train_dataset(source, context.get_per_replica_batch_size(hp.batch),

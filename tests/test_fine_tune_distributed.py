@@ -24,6 +24,7 @@ strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 model = keras.saving.load_model(sys.argv[1])
 result = bit_keras.fine_tune(model, sys.argv[2], run_dir=sys.argv[3], strategy=strategy,
                              precision="bfloat16", batch_split=2, mixup_alpha=0.1,
+                             examples_per_class=8, examples_per_class_seed=1,
                              **json.loads(sys.argv[4]))
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "step": result.step,
                   "accuracy": result.accuracy, "loss": result.history[-1]["loss"]}))
@@ -74,11 +75,13 @@ def _result(process):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_mirrored_two_logical_cpus_bfloat16_batch_split(workdir):
+def test_mirrored_two_logical_cpus_bfloat16_batch_split_few_shot(workdir):
     result = _result(support.python(_with_argv(MIRRORED, _args(workdir, "mirrored"))))
     assert result["replicas"] == 2 and result["step"] == SETTINGS["steps"]
     assert np.isfinite(result["loss"]) and result["accuracy"] > 0.5  # chance is 1/3
     assert (workdir / "mirrored" / "weights.npz").exists()
+    run = json.loads((workdir / "mirrored" / "run.json").read_text())
+    assert (run["num_examples"], run["examples_per_class"], run["mixup_alpha"]) == (24, 8, 0.1)
 
 
 def test_multi_worker_two_processes_hold_the_same_weights(workdir):
