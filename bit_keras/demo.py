@@ -34,7 +34,7 @@ class DemoConfig:
     out: str = "demo_out"
     image_size: int = 32
     upstream_per_class: int = 50
-    downstream_train_per_class: int = 10
+    downstream_train_per_class: int = 20
     downstream_test_per_class: int = 20
     pretrain_steps: int = 1000
     pretrain_batch: int = 64
@@ -197,13 +197,13 @@ def _report(results, config, seconds, how):
     with open(path + ".tmp", "w") as f:
         json.dump(report, f, indent=1)
     os.replace(path + ".tmp", path)
-    plot = _plot(table, config)
+    plot = _plot(table, config, results["linear_probe"]["pretrained"].num_classes)
     text.append(f"Wrote {path}" + (f" and {plot}" if plot else ""))
     report["text"] = "\n".join(text)
     return report
 
 
-def _plot(table, config):
+def _plot(table, config, num_classes):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -219,6 +219,8 @@ def _plot(table, config):
             shots = [int(k) for k in accs]
             ax.plot(shots, [100 * a for a in accs.values()], styles[method], marker="o",
                     color=colours[name], label=f"{name}, {method.replace('_', ' ')}")
+    chance = 100 / num_classes
+    ax.axhline(chance, color="black", linestyle=":", linewidth=1, label=f"chance ({chance:.1f}%)")
     ax.set_xlabel("examples per class")
     ax.set_ylabel("downstream accuracy (%)")
     ax.set_xticks(list(config.shots))
@@ -249,8 +251,8 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"demo: error: unexpected arguments {argv[1:]}; all options are --flags")
     fv = flags.FLAGS
-    if not fv.verbose:  # the numbered steps are the demo's progress; library INFO logs are noise here
-        logging.set_verbosity(logging.WARNING)
+    if not fv.verbose:  # the numbered steps are the demo's progress; library logs are noise here
+        logging.set_verbosity(logging.ERROR)
     overrides = {k: fv[k].value for k in ("out", "seed", "weights", "model", "dataset",
                                            "pretrain_steps", "finetune_steps")
                  if fv[k].value is not None}
