@@ -139,7 +139,7 @@ class PretrainResult:
 
 def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m", batch=4096,
              batch_split=1, epochs=None, steps=None, base_lr=BASE_LR, weight_decay=WEIGHT_DECAY,
-             warmup_steps=None, crop=224, loss=None, seed=0, precision="float32", strategy=None,
+             warmup_steps=None, crop=224, augment="inception", resize=None, loss=None, seed=0, precision="float32", strategy=None,
              eval_every=None, checkpoint_every=1000, progress=None):
     """Pre-trains a BiT model upstream with the paper's recipe, resumably.
 
@@ -157,7 +157,11 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
         base_lr: learning rate at batch 256 (0.03).
         weight_decay: L2 on kernels (1e-4).
         warmup_steps: default 5000, shorter for short runs (see ``upstream_plan``).
-        crop: side of the inception-style random crops (224).
+        crop: side of the training crops (224).
+        augment: ``"inception"`` (the paper's random-resized crops and flips) or
+            ``"hyperrule"`` (resize to ``resize``, random ``crop`` crop and flip: gentler,
+            for small images such as the demo's 32x32 ones).
+        resize: the resize side with ``augment="hyperrule"`` (default ``crop * 9 // 8``).
         loss: ``"softmax"`` or ``"sigmoid"``; default sigmoid for multi-label data.
         seed, precision, strategy, eval_every, checkpoint_every, progress: as for
             ``bit_keras.fine_tune``.
@@ -183,9 +187,9 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     model = training.with_head(model, source.num_classes)
 
     def train_input(context, start_step):
-        return data.train_dataset(source, context.get_per_replica_batch_size(batch), crop=crop,
-                                  seed=seed, start_step=start_step, augment="inception",
-                                  input_context=context)
+        return data.train_dataset(source, context.get_per_replica_batch_size(batch),
+                                  resize=resize or crop * 9 // 8, crop=crop, seed=seed,
+                                  start_step=start_step, augment=augment, input_context=context)
 
     eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
     result = training.train(
@@ -219,6 +223,8 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_float("weight_decay", WEIGHT_DECAY, "L2 weight decay on kernels.", flag_values=fv)
     flags.DEFINE_integer("warmup_steps", None, "Warmup steps (default: 5000, scaled down for short runs).", flag_values=fv)
     flags.DEFINE_integer("crop", 224, "Training crop side.", flag_values=fv)
+    flags.DEFINE_enum("augment", "inception", ("inception", "hyperrule"), "Training crops.", flag_values=fv)
+    flags.DEFINE_integer("resize", None, "Resize side for --augment=hyperrule.", flag_values=fv)
     flags.DEFINE_enum("loss", None, ("softmax", "sigmoid"), "Default: sigmoid for multi-label data.", flag_values=fv)
     flags.DEFINE_enum("precision", "float32", tuple(training.PRECISIONS), "Compute precision.", flag_values=fv)
     flags.DEFINE_enum("strategy", "default", training.STRATEGIES, "tf.distribute strategy.", flag_values=fv)
@@ -243,7 +249,8 @@ def run_from_flags(fv=flags.FLAGS):
         model, source, fv.eval_dataset, run_dir=os.path.join(fv.logdir, fv.name),
         recipe=fv.recipe, batch=fv.batch, batch_split=fv.batch_split, epochs=fv.epochs,
         steps=fv.steps, base_lr=fv.base_lr, weight_decay=fv.weight_decay,
-        warmup_steps=fv.warmup_steps, crop=fv.crop, loss=fv.loss, seed=fv.seed,
+        warmup_steps=fv.warmup_steps, crop=fv.crop, augment=fv.augment, resize=fv.resize,
+        loss=fv.loss, seed=fv.seed,
         precision=fv.precision, strategy=strategy, eval_every=fv.eval_every,
         checkpoint_every=fv.checkpoint_every)
 
