@@ -93,7 +93,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (GPU, with loss scaling).
         strategy: ``"default"``, ``"mirrored"``, ``"multi_worker"``, ``"tpu"`` or a
             ``tf.distribute.Strategy``.
-        freeze: None trains everything; 0 freezes the stem; k the stem and blocks 1..k.
+        freeze: None trains everything; 0 freezes the stem; k the stem and blocks 1..k
+            (those layers stay ``trainable=False`` on the returned model).
         eval_every: steps between evaluations (one always runs at the end).
         checkpoint_every: steps between checkpoints (one is always written at the end).
         progress: show a progress bar (default: on a terminal).
@@ -125,16 +126,18 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         resize=resize, crop=crop, mixup_alpha=mixup_alpha).items() if v is not None})
     logging.info("%s on %d examples of %d classes", hp.describe(), source.num_examples,
                  source.num_classes)
-    model = training.with_head(model, source.num_classes)
-    frozen = training.freeze_blocks(model, freeze)
-    if frozen:
-        logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
+    training.check_settings(hp.batch, batch_split, precision, strategy)
+    training.model_setup.frozen_layer_names(model, freeze)  # check before touching anything
     chief = training.strategy.worker(strategy)[2]
     if run_dir is not None and chief:
         _record_run(run_dir, hp, dict(examples_per_class=examples_per_class,
                                       examples_per_class_seed=examples_per_class_seed, seed=seed,
                                       num_classes=source.num_classes,
                                       num_examples=source.num_examples))
+    model = training.with_head(model, source.num_classes)
+    frozen = training.freeze_blocks(model, freeze)
+    if frozen:
+        logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
 
     def train_input(context, start_step):
         return data.train_dataset(source, context.get_per_replica_batch_size(hp.batch),

@@ -48,6 +48,17 @@ def check_positive(value, name, allow_none=False):
     return value
 
 
+def check_settings(global_batch, batch_split, precision, strategy):
+    """Raises a ValueError naming the setting when batch, batch_split or precision is wrong."""
+    check_positive(global_batch, "batch")
+    check_positive(batch_split, "batch_split")
+    model_setup.check_precision(precision)
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % (replicas * batch_split):
+        raise ValueError(f"batch must be divisible by replicas ({replicas}) x batch_split "
+                         f"({batch_split}). Received: batch={global_batch}")
+
+
 def train(model, train_input, steps, schedule, global_batch, *, strategy=None, loss="softmax",
           momentum=0.9, weight_decay=0.0, batch_split=1, precision="float32", eval_input=None,
           eval_every=None, run_dir=None, checkpoint_every=None, progress=None):
@@ -83,15 +94,9 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
     ...                                   0.003, global_batch=64)
     """
     steps = check_positive(steps, "steps")
-    global_batch = check_positive(global_batch, "global_batch")
-    batch_split = check_positive(batch_split, "batch_split")
     steps_lib.check_loss(loss)
-    model_setup.check_precision(precision)
     strategy = strategies.resolve_strategy(strategy)
-    replicas = strategy.num_replicas_in_sync
-    if global_batch % (replicas * batch_split):
-        raise ValueError(f"batch must be divisible by replicas ({replicas}) x batch_split "
-                         f"({batch_split}). Received: batch={global_batch}")
+    check_settings(global_batch, batch_split, precision, strategy)
     worker_model = model_setup.replica(model, strategy, precision,
                                        needs_copy=not strategies.is_default(strategy))
     with strategy.scope():
