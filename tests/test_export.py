@@ -1,15 +1,10 @@
 """Exported SavedModels reloaded where bit_keras cannot be imported, compared with Keras.
 
 One module fixture exports a tiny random BiT (both kinds, labels, a TF Serving version, a
-folded copy, a published archive) and runs ONE fresh Python process (this file run as a
-script, with ``bit_keras`` blocked) that reloads everything with TensorFlow, TF Hub, tf-keras
-and Keras 3 only, and writes what it saw. The tests below are declarations over that record.
+folded copy, a published archive) and runs ONE fresh Python process (``test_export_child.py``,
+with ``bit_keras`` blocked) that reloads everything with TensorFlow, TF Hub, tf-keras and
+Keras 3 only, and writes what it saw. The tests below are declarations over that record.
 """
-
-import sys
-
-if __name__ == "__main__":  # The child process: it must not be able to import bit_keras.
-    sys.modules["bit_keras"] = None
 
 import functools
 import http.server
@@ -17,6 +12,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -47,106 +43,6 @@ def _huge_png_header():
     data[16:24] = (20000).to_bytes(4, "big") * 2
     return bytes(data)
 
-
-# ----------------------------------------------------------------------------- child process
-
-def _child(job_path):
-    import tensorflow as tf
-    import tensorflow_hub as hub
-    import tf_keras
-    import keras
-
-    with open(job_path) as f:
-        job = json.load(f)
-    with np.load(job["inputs"], allow_pickle=False) as data:
-        inputs = {k: data[k] for k in data.files}
-    arrays, record = {}, {"bit_keras_blocked": "bit_keras" in sys.modules
-                          and sys.modules["bit_keras"] is None}
-    try:
-        import bit_keras  # noqa: F401
-        record["bit_keras_importable"] = True
-    except ImportError:
-        record["bit_keras_importable"] = False
-
-    for kind, path in (("classifier", job["classifier"]), ("feature_vector", job["feature_vector"]),
-                       ("folded", job["folded"])):
-        obj = tf.saved_model.load(path)
-        record[f"{kind}/variables"] = len(obj.variables)
-        record[f"{kind}/trainable_variables"] = len(obj.trainable_variables)
-        record[f"{kind}/regularization_losses"] = len(obj.regularization_losses)
-        record[f"{kind}/signatures"] = sorted(obj.signatures)
-        serve = obj.signatures["serving_default"]
-        for name, x in inputs.items():
-            out = serve(images=tf.constant(x))
-            for key, value in out.items():
-                arrays[f"{kind}/serving/{key}/{name}"] = value.numpy()
-            if kind != "folded":
-                arrays[f"{kind}/call/{name}"] = obj(x).numpy()
-                arrays[f"{kind}/call_training/{name}"] = obj(x, training=True).numpy()
-
-    clf = tf.saved_model.load(job["classifier"])
-    key = "logits"
-    arrays["labels"] = clf.signatures["labels"]()["labels"].numpy()
-    image_bytes, serve = clf.signatures["image_bytes"], clf.signatures["serving_default"]
-    for name, (path, decoded) in job["images"].items():
-        with open(path, "rb") as f:
-            data = f.read()
-        arrays[f"bytes/{name}"] = image_bytes(image_bytes=tf.constant([data, data]))[key].numpy()
-        pixels = np.load(decoded, allow_pickle=False)
-        floats = tf.image.resize(pixels, [IMAGE_SIZE, IMAGE_SIZE]) / 255.0
-        arrays[f"float/{name}"] = serve(images=floats[None])[key].numpy()
-    for name, data in job["bad_images"].items():
-        good = open(job["images"]["png"][0], "rb").read()
-        try:
-            image_bytes(image_bytes=tf.constant([good, bytes.fromhex(data)]))
-            record[f"error/{name}"] = None
-        except tf.errors.InvalidArgumentError as e:
-            record[f"error/{name}"] = e.message
-    # The server is still usable after a bad request.
-    arrays["bytes/after_errors"] = image_bytes(
-        image_bytes=tf.constant([open(job["images"]["png"][0], "rb").read()]))[key].numpy()
-
-    # Keras 3: TFSMLayer on the signature, inside a functional model.
-    inp = keras.Input((None, None, 3))
-    tfsm = keras.layers.TFSMLayer(job["classifier"], call_endpoint="serving_default")
-    k3 = keras.Model(inp, tfsm(inp)["logits"])
-    arrays["tfsm"] = k3(inputs["b3_48x40"]).numpy()
-
-    # tf-keras: hub.KerasLayer(path, trainable=True) fine-tunes every backbone variable.
-    def hub_finetune(handle, steps):
-        layer = hub.KerasLayer(handle, trainable=True)
-        model = tf_keras.Sequential([tf_keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3)), layer,
-                                     tf_keras.layers.Dense(2)])
-        x = inputs["b3_32x32"]
-        before_out = layer(x).numpy()
-        before = [v.numpy().copy() for v in layer.trainable_weights]
-        model.compile(tf_keras.optimizers.SGD(0.1), "mse")
-        model.fit(x, np.random.default_rng(0).normal(size=(3, 2)).astype("float32"),
-                  epochs=steps, verbose=0)
-        changed = sum(not np.array_equal(b, v.numpy())
-                      for b, v in zip(before, layer.trainable_weights))
-        return before_out, len(layer.trainable_weights), changed
-
-    out, n, changed = hub_finetune(job["feature_vector"], steps=2)
-    arrays["hub/path"] = out
-    record["hub/path/trainable_weights"], record["hub/path/changed"] = n, changed
-    out, n, changed = hub_finetune(job["url"], steps=1)
-    arrays["hub/url"] = out
-    record["hub/url/trainable_weights"], record["hub/url/changed"] = n, changed
-    record["hub/url/cached"] = sorted(os.listdir(os.environ["TFHUB_CACHE_DIR"]))
-
-    # Strings as unicode arrays: the parent loads with allow_pickle=False.
-    arrays = {k: v.astype(str) if v.dtype == object else v for k, v in arrays.items()}
-    np.savez(job["arrays_out"], **arrays)
-    with open(job["record_out"], "w") as f:
-        json.dump(record, f)
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1])
-    sys.exit(0)
-
-# ----------------------------------------------------------------------------- parent side
 
 import bit_keras  # noqa: E402
 from conftest import TINY  # noqa: E402
@@ -197,13 +93,14 @@ def exported(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/{os.path.basename(archive)}"
-    job = {**paths, "url": url, "inputs": str(root / "inputs.npz"), "images": images,
+    job = {**paths, "url": url, "image_size": IMAGE_SIZE, "inputs": str(root / "inputs.npz"), "images": images,
            "bad_images": {k: v.hex() for k, v in bad.items()},
            "arrays_out": str(root / "arrays.npz"), "record_out": str(root / "record.json")}
     (root / "job.json").write_text(json.dumps(job))
     env = {**os.environ, "TFHUB_CACHE_DIR": str(root / "hub_cache"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
-        proc = subprocess.run([sys.executable, __file__, str(root / "job.json")], env=env,
+        child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_export_child.py")
+        proc = subprocess.run([sys.executable, child, str(root / "job.json")], env=env,
                               capture_output=True, text=True, timeout=600)
     finally:
         server.shutdown()
@@ -426,34 +323,3 @@ def test_saved_model_layer_frozen_and_signature(exported):
         several(x)
 
 
-# ----------------------------------------------------------------------------- real size
-
-SLOW_CHILD = """
-import sys; sys.modules["bit_keras"] = None
-import numpy as np, tensorflow as tf
-obj = tf.saved_model.load(sys.argv[1])
-with np.load(sys.argv[2], allow_pickle=False) as data:
-    out = {k: obj.signatures["serving_default"](images=tf.constant(data[k]))["feature_vector"].numpy()
-           for k in data.files}
-np.savez(sys.argv[3], **out)
-"""
-
-
-@pytest.mark.slow
-def test_real_size_r50x1_feature_vector(tmp_path):
-    model = bit_keras.build("BiT-M-R50x1", include_top=False)
-    rng = np.random.default_rng(0)
-    inputs = {"b2_224": rng.uniform(0, 1, (2, 224, 224, 3)).astype(np.float32),
-              "b1_160x200": rng.uniform(0, 1, (1, 160, 200, 3)).astype(np.float32)}
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    path = bit_keras.export(model, tmp_path / "fv", version=1)
-    proc = subprocess.run([sys.executable, "-c", SLOW_CHILD, path, str(tmp_path / "inputs.npz"),
-                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    tflite = bit_keras.export_tflite(model, tmp_path / "fv.tflite")
-    with np.load(tmp_path / "out.npz", allow_pickle=False) as out:
-        for name, x in inputs.items():
-            expected = model(x).numpy()
-            assert expected.shape == (x.shape[0], 2048)
-            np.testing.assert_allclose(out[name], expected, rtol=1e-4, atol=1e-4)
-            np.testing.assert_allclose(_run_tflite(tflite, x), out[name], rtol=1e-3, atol=1e-3)
