@@ -42,6 +42,10 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
         quantize=None, publish_dir=None):
     """Loads a checkpoint and writes the export(s); returns the list of paths written."""
     import bit_keras
+    from bit_keras.exporter import atomic
+    # Refuse an existing target before spending minutes loading a large checkpoint.
+    atomic.check_target(os.path.abspath(out if version is None else os.path.join(out, str(version))),
+                        overwrite)
     keras_model = bit_keras.load(model, weights=weights, num_classes=num_classes,
                                  include_top=kind == "classifier")
     written = [bit_keras.export(keras_model, out, kind=kind, labels=labels, version=version,
