@@ -46,7 +46,8 @@ class Reporter:
             self.history = read_metrics(run_dir)
         if progress is None:
             progress = write and sys.stdout.isatty()
-        self._bar = keras.utils.Progbar(steps, unit_name="step") if progress else None
+        self._bar = (keras.utils.Progbar(steps, stateful_metrics=["lr"], unit_name="step")
+                     if progress else None)
 
     def _keep_until(self, step):
         """A resumed run drops the records of steps it will train again."""
