@@ -39,6 +39,7 @@ class Reporter:
         self.write = write and run_dir is not None
         self.history = []
         self._losses, self._start, self._step = [], time.perf_counter(), start_step
+        self._first = start_step + 1  # its time is mostly tracing: left out of images/second
         if self.write:
             os.makedirs(run_dir, exist_ok=True)
             self._keep_until(start_step)
@@ -59,13 +60,15 @@ class Reporter:
 
     def train_step(self, step, loss, lr):
         self._losses.append(loss)
+        if step == self._first:
+            self._start, self._step = time.perf_counter(), step
         if self._bar is not None:
             self._bar.update(step, [("loss", loss), ("lr", lr)])
 
     def images_per_second(self, step):
-        """Training throughput since the last record (call it before evaluating)."""
+        """Training throughput since the last record (call it before evaluating), or None."""
         elapsed = max(time.perf_counter() - self._start, 1e-9)
-        return (step - self._step) * self.global_batch / elapsed
+        return (step - self._step) * self.global_batch / elapsed if step > self._step else None
 
     def evaluation(self, step, lr, images_per_second, val_loss=None, accuracy=None):
         """Records the train loss since the last evaluation and the validation results."""
