@@ -28,7 +28,7 @@ def with_head(model, num_classes):
     logging.info("Putting a zero-initialized %d-class head on %s", num_classes, model.name)
     logits = keras.layers.Dense(num_classes, kernel_initializer="zeros", name="head",
                                 dtype="float32")(model.get_layer("pre_logits").output)
-    return keras.Model(model.inputs, logits, name=model.name)
+    return keras.Model(model.input, logits, name=model.name)
 
 
 def frozen_layer_names(model, freeze):
