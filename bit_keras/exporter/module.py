@@ -7,9 +7,12 @@ reloaded object then has none, and ``hub.KerasLayer(..., trainable=True)`` silen
 nothing; DESIGN.md). Here they are plain list attributes, which are saved and restored.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
+from bit_keras import layers as bit_layers
 from bit_keras.exporter import signatures as sigs
 
 KINDS = ("feature_vector", "classifier")
@@ -110,3 +113,22 @@ class BitModule(tf.Module):
     def signatures(self):
         """The ``signatures=`` argument of ``tf.saved_model.save``."""
         return {name: getattr(self, name) for name in self._signature_names}
+
+
+@contextlib.contextmanager
+def portable_tracing():
+    """Traces the layers without their XLA-compiled functions while an artefact is written.
+
+    ``bit_keras.layers`` may run its arithmetic as ``jit_compile`` functions
+    (``bit_keras.layers.USE_XLA``). A SavedModel or TFLite file must run where XLA may not
+    (TF Serving builds, TFLite, other machines), so exports are traced with plain ops.
+    """
+    previous = getattr(bit_layers, "USE_XLA", None)
+    if previous is None:
+        yield
+        return
+    bit_layers.USE_XLA = False
+    try:
+        yield
+    finally:
+        bit_layers.USE_XLA = previous

@@ -96,7 +96,7 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
     atomic.check_target(os.path.abspath(target), overwrite)
     if fold_standardization:
         net = fold.fold_standardization(net)
-    with atomic.atomic_directory(target, overwrite) as tmp, \
+    with atomic.atomic_directory(target, overwrite) as tmp, bit_module.portable_tracing(), \
             tempfile.TemporaryDirectory(prefix="bit_keras_labels_") as labels_dir:
         labels_path = None
         if labels_names is not None:

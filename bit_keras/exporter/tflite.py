@@ -46,7 +46,8 @@ def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=F
     net = bit_module.select_model(model, kind)
     path = os.fspath(path)
     atomic.check_target(os.path.abspath(path), overwrite)
-    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved:
+    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved, \
+            bit_module.portable_tracing():
         archive = keras.export.ExportArchive()
         archive.track(net)
         archive.add_endpoint(
