@@ -323,3 +323,10 @@ def test_saved_model_layer_frozen_and_signature(exported):
         several(x)
 
 
+
+
+def test_artefacts_do_not_require_xla(exported):
+    # bit_keras.layers may run as jit_compile functions; exports must not (TF Serving, TFLite).
+    for path in exported["paths"].values():
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            assert b"_XlaMustCompile" not in f.read(), path
