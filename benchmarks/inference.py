@@ -16,17 +16,22 @@ from benchmarks import timing
 ROUTES = ("keras", "saved_model", "saved_model_folded", "tflite")
 
 
-def keras_route(model):
-    """``model.predict_on_batch``: the Keras route a user takes (a ``tf.function`` inside)."""
-    return lambda images: (lambda: model.predict_on_batch(images))
+def keras_route(model, xla=False):
+    """``model.predict_on_batch``: the Keras route a user takes (a ``tf.function`` inside).
+
+    ``xla`` sets ``bit_keras.layers.USE_XLA`` while it traces; give an XLA route its own
+    model, since a model keeps one predict function.
+    """
+    return lambda images: models.traced_with_xla(lambda: model.predict_on_batch(images), xla)
 
 
-def saved_model_route(model, export_dir, fold_standardization=False):
+def saved_model_route(model, export_dir, fold_standardization=False, xla=False):
     """The ``serving_default`` signature of ``bit_keras.export``'s SavedModel, reloaded."""
     import tensorflow as tf
     import bit_keras
-    bit_keras.export(model, export_dir, kind="classifier", overwrite=True,
-                     fold_standardization=fold_standardization)
+    with models.xla_layers(xla):
+        bit_keras.export(model, export_dir, kind="classifier", overwrite=True,
+                         fold_standardization=fold_standardization)
     serving = tf.saved_model.load(export_dir).signatures["serving_default"]
 
     def make(images):
@@ -71,13 +76,18 @@ def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
     for dtype in dtypes:
         # One reference, float32: every ratio is to the plain float32 model.
         ours, ref = models.pair(arch, dtype, seed=0, include_reference=dtype == "float32")
+        fast, _ = models.pair(arch, dtype, seed=0, include_reference=False)
         if ref is not None:
             factories[f"reference/keras/{dtype}"] = keras_route(ref)
         if "keras" in routes:
             factories[f"bit_keras/keras/{dtype}"] = keras_route(ours)
-        if "saved_model" in routes:
+            factories[f"bit_keras_xla/keras/{dtype}"] = keras_route(fast, xla=True)
+        if "saved_model" in routes and dtype == "float32":  # bfloat16 serving: same graph
             factories[f"bit_keras/saved_model/{dtype}"] = saved_model_route(
                 ours, os.path.join(workdir, f"saved_model_{dtype}"))
+            if dtype == "float32":
+                factories[f"bit_keras_xla/saved_model/{dtype}"] = saved_model_route(
+                    fast, os.path.join(workdir, f"saved_model_xla_{dtype}"), xla=True)
         if "saved_model_folded" in routes and dtype == "float32":
             factories[f"bit_keras/saved_model_folded/{dtype}"] = saved_model_route(
                 ours, os.path.join(workdir, f"saved_model_folded_{dtype}"), True)
@@ -98,7 +108,7 @@ def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
         workdir: where the SavedModels and TFLite files are written.
         reps, warmup: timed and untimed repetitions per candidate.
         dtypes: ``"float32"`` (always measured: it is the reference) and maybe
-            ``"bfloat16"``; TFLite and the folded SavedModel run float32 only.
+            ``"bfloat16"`` (Keras routes only: the exported graph is the Keras one).
         routes: any of ``ROUTES``; the reference Keras model is always timed.
 
     Returns:

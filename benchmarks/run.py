@@ -80,7 +80,7 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
                 dtypes=config["train_dtypes"], batch_split=config["batch_split"])
             _progress(payload["rows"], start)
     if "memory" in sections:
-        for split in (1, config["batch_split"]):
+        for split in ((1, config["batch_split"]) if not tiny else (config["batch_split"],)):
             payload["memory"].append(memory.in_subprocess(
                 arch, config["train_resolution"], config["memory_batch"], split))
         payload["memory"].append(memory.in_subprocess(

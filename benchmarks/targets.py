@@ -23,19 +23,22 @@ def check(payload):
     batches = config["inference_batches"]
     ib = 8 if 8 in batches else batches[0]
     tb = max(config["train_batches"])
-    keras32 = _row(rows, "inference", "bit_keras/keras/float32", ib)
-    out = [
-        _target(f"float32 Keras inference, batch {ib}: % of fp32 matmul roofline",
-                keras32["roofline_pct"] if keras32 else None, 60.0, "%"),
-        _target(f"bfloat16 / float32 Keras inference, batch {ib}",
-                _ratio(_row(rows, "inference", "bit_keras/keras/bfloat16", ib), keras32), 1.5, "x"),
-        _target(f"exported SavedModel / Keras inference, float32, batch {ib}",
-                _ratio(_row(rows, "inference", "bit_keras/saved_model/float32", ib), keras32),
-                1.0, "x"),
-        _target(f"fine-tuning step / reference, float32, batch {tb}",
-                _ratio(_row(rows, "fine-tune", "bit_keras/step/float32", tb),
-                       _row(rows, "fine-tune", "reference/step/float32", tb)), 1.3, "x"),
-    ]
+    out = []
+    for impl in ("bit_keras", "bit_keras_xla"):
+        keras32 = _row(rows, "inference", f"{impl}/keras/float32", ib)
+        out += [
+            _target(f"{impl}: float32 Keras inference, batch {ib}: % of fp32 matmul roofline",
+                    keras32["roofline_pct"] if keras32 else None, 60.0, "%"),
+            _target(f"{impl}: bfloat16 / float32 Keras inference, batch {ib}",
+                    _ratio(_row(rows, "inference", f"{impl}/keras/bfloat16", ib), keras32),
+                    1.5, "x"),
+            _target(f"{impl}: exported SavedModel / Keras inference, float32, batch {ib}",
+                    _ratio(_row(rows, "inference", f"{impl}/saved_model/float32", ib), keras32),
+                    1.0, "x"),
+            _target(f"{impl}: fine-tuning step / reference, float32, batch {tb}",
+                    _ratio(_row(rows, "fine-tune", f"{impl}/step/float32", tb),
+                           _row(rows, "fine-tune", "reference/step/float32", tb)), 1.3, "x"),
+        ]
     peaks = {(m["batch"], m["batch_split"]): m["peak_rss_mb"] for m in payload["memory"]}
     big, split = config["memory_batch"], config["batch_split"]
     small = peaks.get((big // split, 1))
