@@ -10,7 +10,6 @@ resume, reporting) is ``bit_keras.training.train``. The command line
 import dataclasses
 import json
 import os
-import sys
 
 from absl import flags
 from absl import logging
@@ -53,8 +52,7 @@ class FineTuneResult:
     @property
     def accuracy(self):
         """The last validation accuracy, or None."""
-        scored = [r["accuracy"] for r in self.history if r.get("accuracy") is not None]
-        return scored[-1] if scored else None
+        return training.cli.last_accuracy(self.history)
 
 
 def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="code", batch=512,
@@ -279,11 +277,4 @@ def _load_model(name, weights, pretrained_dir):
 
 def main(argv):
     """``python -m bit_keras.fine_tune``: one line per error, exit status 1."""
-    if len(argv) > 1:
-        sys.exit(f"fine_tune: error: unexpected arguments {argv[1:]}; all options are --flags")
-    try:
-        result = run_from_flags()
-    except (ValueError, TypeError, FileNotFoundError, OSError) as e:
-        sys.exit(f"fine_tune: error: {e}")
-    print(json.dumps({"step": result.step, "accuracy": result.accuracy,
-                      "weights": result.weights_path}))
+    training.cli.run_main("fine_tune", argv, run_from_flags)

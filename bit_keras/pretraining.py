@@ -12,10 +12,8 @@ result is saved in the official ``.npz`` layout, which ``bit_keras.load``, ``fin
 """
 
 import dataclasses
-import json
 import math
 import os
-import sys
 
 from absl import flags
 from absl import logging
@@ -133,8 +131,7 @@ class PretrainResult:
 
     @property
     def accuracy(self):
-        scored = [r["accuracy"] for r in self.history if r.get("accuracy") is not None]
-        return scored[-1] if scored else None
+        return training.cli.last_accuracy(self.history)
 
 
 def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m", batch=4096,
@@ -257,11 +254,4 @@ def run_from_flags(fv=flags.FLAGS):
 
 def main(argv):
     """``python -m bit_keras.pretrain``: one line per error, exit status 1."""
-    if len(argv) > 1:
-        sys.exit(f"pretrain: error: unexpected arguments {argv[1:]}; all options are --flags")
-    try:
-        result = run_from_flags()
-    except (ValueError, TypeError, FileNotFoundError, OSError) as e:
-        sys.exit(f"pretrain: error: {e}")
-    print(json.dumps({"step": result.step, "accuracy": result.accuracy,
-                      "weights": result.weights_path}))
+    training.cli.run_main("pretrain", argv, run_from_flags)

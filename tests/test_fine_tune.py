@@ -1,7 +1,6 @@
 """bit_keras.fine_tune end to end on a synthetic image-folder task: Python API and CLI."""
 
 import json
-import os
 import signal
 import time
 

@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -150,3 +152,22 @@ def test_killed_pretraining_resumes_to_the_same_weights(tmp_path):
             np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
     steps = [json.loads(line)["step"] for line in open(os.path.join(killed, "metrics.jsonl"))]
     assert steps[-1] == 16
+
+
+def test_command_line_pretrains_and_reports(tmp_path):
+    from fine_tune_support import write_task
+    write_task(str(tmp_path / "data"), train_per_class=4, test_per_class=2)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    base = [sys.executable, "-m", "bit_keras.pretrain", f"--logdir={tmp_path}", "--name=up",
+            f"--dataset={tmp_path / 'data' / 'train'}", "--model=R14x1", "--batch=4",
+            "--steps=2", "--crop=32"]
+    ok = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    summary = json.loads(ok.stdout.strip().splitlines()[-1])
+    assert summary["step"] == 2 and summary["weights"].endswith("up/weights.npz")
+    bad = subprocess.run(base + ["--recipe=bit-x"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "bit-x" in bad.stderr
+    missing = subprocess.run(base[:3] + ["--dataset=/nowhere/at/all"], capture_output=True,
+                             text=True, env=env, timeout=300)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1].startswith("pretrain: error:")
