@@ -13,7 +13,7 @@ from benchmarks import flops
 from benchmarks import models
 from benchmarks import timing
 
-ROUTES = ("keras", "saved_model", "saved_model_folded", "tflite")
+ROUTES = ("keras", "saved_model", "saved_model_xla", "saved_model_folded", "tflite")
 
 
 def keras_route(model, xla=False):
@@ -85,7 +85,7 @@ def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
         if "saved_model" in routes and dtype == "float32":  # bfloat16 serving: same graph
             factories[f"bit_keras/saved_model/{dtype}"] = saved_model_route(
                 ours, os.path.join(workdir, f"saved_model_{dtype}"))
-            if dtype == "float32":
+            if "saved_model_xla" in routes:
                 factories[f"bit_keras_xla/saved_model/{dtype}"] = saved_model_route(
                     fast, os.path.join(workdir, f"saved_model_xla_{dtype}"), xla=True)
         if "saved_model_folded" in routes and dtype == "float32":

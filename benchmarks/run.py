@@ -25,12 +25,14 @@ TINY_ARCH = dict(units=(1, 1, 1, 1), width=1, base_filters=16, groups=8, num_cla
 CONFIGS = {
     "full": dict(arch=R50X1, inference_resolution=224, inference_batches=[1, 8, 32],
                  routes=list(inference.ROUTES), train_resolution=128, train_batches=[8, 32],
-                 train_dtypes=["float32", "bfloat16"], batch_split=8, memory_batch=64,
+                 train_dtypes=["float32", "bfloat16"], train_xla=True, batch_split=8,
+                 memory_batch=64,
                  parity_images=32, reps=3),
     # Every code path once, as fast as possible (the export and the step traces dominate).
     "tiny": dict(arch=TINY_ARCH, inference_resolution=32, inference_batches=[2],
                  routes=["keras", "saved_model", "tflite"], train_resolution=32,
-                 train_batches=[4], train_dtypes=["float32"], batch_split=2, memory_batch=4,
+                 train_batches=[4], train_dtypes=["float32"], train_xla=False, batch_split=2,
+                 memory_batch=4,
                  parity_images=8, reps=1),
 }
 SECTIONS = ("inference", "fine_tuning", "memory", "parity")
@@ -77,14 +79,16 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
         if "fine_tuning" in sections:
             payload["rows"] += training.fine_tuning(
                 arch, config["train_resolution"], config["train_batches"], reps=config["reps"],
-                dtypes=config["train_dtypes"], batch_split=config["batch_split"])
+                dtypes=config["train_dtypes"], batch_split=config["batch_split"],
+                xla=config["train_xla"])
             _progress(payload["rows"], start)
     if "memory" in sections:
-        for split in ((1, config["batch_split"]) if not tiny else (config["batch_split"],)):
+        big, split = config["memory_batch"], config["batch_split"]
+        # (batch, batch_split): the big batch whole and split, and the micro-batch alone.
+        runs = [(big, split)] if tiny else [(big, 1), (big, split), (big // split, 1)]
+        for batch, micro in runs:
             payload["memory"].append(memory.in_subprocess(
-                arch, config["train_resolution"], config["memory_batch"], split))
-        payload["memory"].append(memory.in_subprocess(
-            arch, config["train_resolution"], config["memory_batch"] // config["batch_split"]))
+                arch, config["train_resolution"], batch, micro))
     if "parity" in sections:
         payload["parity"]["bfloat16"] = parity.bfloat16_parity(
             arch, config["inference_resolution"], images=config["parity_images"])
