@@ -1,6 +1,6 @@
 """Peak resident memory of fine-tuning, each configuration in a fresh process.
 
-A process's peak RSS (``ru_maxrss``) only grows, so every configuration runs in its own
+A process's peak RSS (``VmHWM``) only grows, so every configuration runs in its own
 interpreter: ``python -m benchmarks.memory --batch 64 --batch_split 8`` prints one JSON line.
 The baseline (RSS after building the model, before the first step) is reported too, so the
 training activations can be told apart from TensorFlow's own footprint.
@@ -8,7 +8,6 @@ training activations can be told apart from TensorFlow's own footprint.
 
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -16,9 +15,14 @@ from absl import app
 from absl import flags
 
 
-def _rss_mb():
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+def _status_mb(field):
+    # /proc/self/status, not ru_maxrss: on Linux ru_maxrss survives fork+exec, so a child
+    # of a big benchmark process would report its parent's peak.
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def measure(arch, resolution, batch, batch_split=1, steps=2, dtype="float32"):
@@ -28,10 +32,10 @@ def measure(arch, resolution, batch, batch_split=1, steps=2, dtype="float32"):
     model, _ = models.pair(arch, dtype, include_reference=False)
     images, labels = training.batch(arch, resolution, batch)
     step = training.train_step(model, images, labels, batch_split)
-    baseline = _rss_mb()
+    baseline = _status_mb("VmRSS")
     for _ in range(steps):
         float(step())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = _status_mb("VmHWM")
     return {"batch": batch, "batch_split": batch_split, "resolution": resolution,
             "dtype": dtype, "peak_rss_mb": peak, "baseline_rss_mb": baseline,
             "training_mb": peak - baseline}
