@@ -74,6 +74,9 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
             grads = [tf.zeros(v.shape, tf.float32) for v in variables]
             # A tf.while_loop: one micro-batch's activations live at a time.
             for i in tf.range(batch_split):
+                # In order, one at a time: parallel iterations would keep several
+                # micro-batches' activations alive and defeat the point of splitting.
+                tf.autograph.experimental.set_loop_options(parallel_iterations=1)
                 value, more = micro_batch(images[i * size:(i + 1) * size],
                                           labels[i * size:(i + 1) * size])
                 total += value
