@@ -24,7 +24,7 @@ TINY_ARCH = dict(units=(1, 1, 1, 1), width=1, base_filters=16, groups=8, num_cla
 
 CONFIGS = {
     "full": dict(arch=R50X1, inference_resolution=224, inference_batches=[1, 8, 32],
-                 routes=list(inference.ROUTES), train_resolution=128, train_batches=[8, 32],
+                 routes=[r for r in inference.ROUTES if r != "saved_model_xla"], train_resolution=128, train_batches=[8, 32],
                  train_dtypes=["float32", "bfloat16"], train_xla=True, batch_split=8,
                  memory_batch=64,
                  parity_images=32, reps=3),
