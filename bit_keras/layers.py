@@ -4,7 +4,7 @@ Both follow the official ``bit_tf2`` code (Kolesnikov et al., arXiv 1912.11370),
 longer runs on current Keras because it patched a private attribute of ``Conv2D``. Here the
 standardization goes through a public override of ``call``.
 
-Speed (``docs/readme/performance.md``): with ``USE_XLA`` each layer's arithmetic runs as
+Speed (README, "Performance"): with ``USE_XLA`` each layer's arithmetic runs as
 one small XLA-compiled function. Without it, TensorFlow runs a GroupNorm as about eight
 separate kernels, each a full pass over the activations (mean, difference, square, mean,
 multiply, add, ReLU, casts); XLA fuses them into about three passes, and its convolution
