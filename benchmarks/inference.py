@@ -69,24 +69,28 @@ def rel_err(got, want):
     return float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-30))
 
 
-def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
-    """dict ``"impl/route/dtype"`` -> factory(images) -> zero-argument callable."""
+def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES, xla=False):
+    """dict ``"impl/route/dtype"`` -> factory(images) -> zero-argument callable.
+
+    ``xla`` adds the Keras model with ``bit_keras.layers.USE_XLA`` (and, with the
+    ``saved_model_xla`` route, its export) as ``bit_keras_xla/...`` candidates.
+    """
     os.makedirs(workdir, exist_ok=True)
     factories = {}
     for dtype in dtypes:
         # One reference, float32: every ratio is to the plain float32 model.
         ours, ref = models.pair(arch, dtype, seed=0, include_reference=dtype == "float32")
-        fast, _ = models.pair(arch, dtype, seed=0, include_reference=False)
+        fast = models.pair(arch, dtype, seed=0, include_reference=False)[0] if xla else None
         if ref is not None:
             factories[f"reference/keras/{dtype}"] = keras_route(ref)
         if "keras" in routes:
             factories[f"bit_keras/keras/{dtype}"] = keras_route(ours)
-            if dtype == "float32":  # XLA bfloat16 inference was slower than float32 (AVX2 CPU)
+            if xla and dtype == "float32":  # XLA bfloat16 inference was slower than float32 (AVX2 CPU)
                 factories[f"bit_keras_xla/keras/{dtype}"] = keras_route(fast, xla=True)
         if "saved_model" in routes and dtype == "float32":  # bfloat16 serving: same graph
             factories[f"bit_keras/saved_model/{dtype}"] = saved_model_route(
                 ours, os.path.join(workdir, f"saved_model_{dtype}"))
-            if "saved_model_xla" in routes:
+            if xla and "saved_model_xla" in routes:
                 factories[f"bit_keras_xla/saved_model/{dtype}"] = saved_model_route(
                     fast, os.path.join(workdir, f"saved_model_xla_{dtype}"), xla=True)
         if "saved_model_folded" in routes and dtype == "float32":
@@ -99,7 +103,7 @@ def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
 
 
 def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
-              dtypes=("float32", "bfloat16"), routes=ROUTES):
+              dtypes=("float32", "bfloat16"), routes=ROUTES, xla=False):
     """Images/second of every route and dtype at each batch size, timed side by side.
 
     Args:
@@ -111,12 +115,13 @@ def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
         dtypes: ``"float32"`` (always measured: it is the reference) and maybe
             ``"bfloat16"`` (Keras routes only: the exported graph is the Keras one).
         routes: any of ``ROUTES``; the reference Keras model is always timed.
+        xla: also time the ``bit_keras.layers.USE_XLA`` variants (see ``build_routes``).
 
     Returns:
         (rows, parity): table rows, and each candidate's relative error against the float32
         reference on the first batch.
     """
-    factories = build_routes(arch, workdir, dtypes, routes)
+    factories = build_routes(arch, workdir, dtypes, routes, xla)
     ceilings = {d: timing.matmul(d) for d in dtypes}
     probe = np.random.default_rng(1).uniform(
         0, 1, (max(batches), resolution, resolution, 3)).astype(np.float32)

@@ -12,6 +12,7 @@ def machine():
     import keras
     import tensorflow as tf
     from benchmarks import timing
+    from bit_keras import runtime
     model = platform.processor()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -24,7 +25,8 @@ def machine():
             "keras": keras.__version__,
             "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
             "amx_bf16": "amx_bf16" in flags,
-            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(TensorFlow default)")}
+            "onednn": runtime.onednn_enabled(),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset)")}
 
 
 def _cell(value, fmt):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import bit_keras
 import numpy_bit
@@ -46,6 +47,69 @@ def test_group_norm_matches_numpy():
     gn.beta.assign(beta.astype(np.float32))
     want = numpy_bit.relu(numpy_bit.group_norm(x.astype(np.float64), gamma, beta, 32))
     assert rel_err(np.asarray(gn(x)), want) < 1e-5
+
+
+def _numeric_gradients(f, arrays, eps=1e-6):
+    """Central differences of the scalar f(*arrays) with respect to each array, float64."""
+    grads = []
+    for i, a in enumerate(arrays):
+        g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            plus, minus = [b.copy() for b in arrays], [b.copy() for b in arrays]
+            plus[i][idx] += eps
+            minus[i][idx] -= eps
+            g[idx] = (f(*plus) - f(*minus)) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("relu,groups", [(True, 4), (False, 8)])
+def test_group_norm_gradients_match_numpy_finite_differences(relu, groups):
+    # The layer's gradient is written out by hand (layers._group_norm_backward); check it
+    # for the input, gamma and beta against float64 central differences of the NumPy
+    # reference, with a weighted-sum loss so every output position matters.
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.7, 2.0, (2, 3, 4, 16))
+    gamma, beta = rng.uniform(0.5, 1.5, 16), rng.normal(0, 0.3, 16)
+    weights = rng.normal(0, 1, x.shape)
+
+    def loss(x, gamma, beta):
+        y = numpy_bit.group_norm(x, gamma, beta, groups)
+        return np.sum((numpy_bit.relu(y) if relu else y) * weights)
+
+    want = _numeric_gradients(loss, [x, gamma, beta])
+    gn = layers.GroupNormalization(groups, activation="relu" if relu else None)
+    gn.build(x.shape)
+    gn.gamma.assign(gamma.astype(np.float32))
+    gn.beta.assign(beta.astype(np.float32))
+    inputs = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        value = tf.reduce_sum(gn(inputs) * weights.astype(np.float32))
+    got = tape.gradient(value, [inputs, gn.gamma, gn.beta])
+    assert abs(float(value) - loss(x, gamma, beta)) < 1e-4 * abs(loss(x, gamma, beta))
+    for name, g, w in zip(("inputs", "gamma", "beta"), got, want):
+        assert rel_err(np.asarray(g), w) < 1e-4, name
+
+
+def test_group_norm_gradient_under_bfloat16_is_rounded_only_once():
+    # Mixed precision: activations and the incoming gradient are bfloat16, but the backward
+    # arithmetic is float32, so the input gradient is exact up to its final rounding to
+    # bfloat16 (half a unit, 2^-9 relative). Doing the backward in bfloat16 gives ~7e-3.
+    rng = np.random.default_rng(1)
+
+    def bf16(a):
+        return np.asarray(tf.cast(tf.cast(a, tf.bfloat16), tf.float32), dtype=np.float64)
+
+    x, weights = bf16(rng.normal(0.5, 2.0, (2, 4, 4, 32))), bf16(rng.normal(0, 1, (2, 4, 4, 32)))
+    want = _numeric_gradients(
+        lambda x: np.sum(numpy_bit.group_norm(x, 1.0, 0.0, 8) * weights), [x], eps=1e-5)[0]
+    gn = layers.GroupNormalization(8, dtype="mixed_bfloat16")
+    inputs = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        value = tf.reduce_sum(tf.cast(gn(inputs), tf.float32) * weights.astype(np.float32))
+    assert rel_err(np.asarray(tape.gradient(value, inputs)), want) < 4e-3
 
 
 def test_group_norm_epsilon_is_bits_not_keras_default():

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from bit_keras import runtime
 from bit_keras.training import checkpointing
 from bit_keras.training import model_setup
 from bit_keras.training import reporting
@@ -113,6 +114,8 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
     chief = strategies.worker(strategy)[2]
     reporter = reporting.Reporter(run_dir, steps, global_batch, start, write=chief,
                                   progress=progress)
+    if start < steps:
+        runtime.log_cpu_speed_hint()
     if start >= steps:
         logging.info("Nothing to train: %s is already at step %d of %d", run_dir, start, steps)
     train_step = steps_lib.make_train_step(worker_model, optimizer, strategy, global_batch, loss,

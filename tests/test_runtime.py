@@ -1,0 +1,39 @@
+"""bit_keras turns on TensorFlow's oneDNN CPU kernels when imported first, and says so."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROBE = ("import {first}, {second}; from bit_keras import runtime; "
+         "print('onednn', runtime.onednn_enabled())")
+
+
+def _probe(first, second, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    environment.update(env, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-c", PROBE.format(first=first, second=second)],
+                          capture_output=True, text=True, env=environment, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("env,want", [({}, "True"), ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "False")])
+def test_import_turns_onednn_on_unless_the_user_said_no(env, want):
+    assert _probe("bit_keras", "tensorflow", **env) == f"onednn {want}"
+
+
+def test_hint_when_tensorflow_came_first(caplog):
+    # TensorFlow imported before bit_keras keeps its own choice; on a CPU where that choice
+    # is "off", training logs how to turn it on. (On AVX-512 machines TF turns it on itself.)
+    state = _probe("tensorflow", "bit_keras")
+    from bit_keras import runtime
+    if state == "onednn False":
+        import unittest.mock
+        with unittest.mock.patch.object(runtime, "onednn_enabled", return_value=False):
+            with caplog.at_level("WARNING"):
+                runtime.log_cpu_speed_hint()
+        assert "TF_ENABLE_ONEDNN_OPTS=1" in caplog.text
+    else:
+        assert state == "onednn True"
