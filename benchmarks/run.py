@@ -34,12 +34,16 @@ CONFIGS = {
                  routes=[r for r in inference.ROUTES if r != "saved_model_xla"],
                  train_resolution=128, train_batches=[8, 32],
                  train_dtypes=["float32", "bfloat16"], xla=False, batch_split=8,
+                 # bfloat16 training: batch 8 only, one timed step (10x slower without
+                 # AVX512-BF16; the whole run must stay under 15 minutes).
+                 other_dtype_batches=[8], other_dtype_reps=1,
                  memory_batch=64,
                  parity_images=32, reps=3),
     # Every code path once, as fast as possible (the export and the step traces dominate).
     "tiny": dict(arch=TINY_ARCH, inference_resolution=32, inference_batches=[2],
                  routes=["keras", "saved_model", "tflite"], train_resolution=32,
                  train_batches=[4], train_dtypes=["float32"], xla=False, batch_split=2,
+                 other_dtype_batches=None, other_dtype_reps=None,
                  memory_batch=4,
                  parity_images=8, reps=1),
 }
@@ -90,7 +94,8 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
             payload["rows"] += training.fine_tuning(
                 arch, config["train_resolution"], config["train_batches"], reps=config["reps"],
                 dtypes=config["train_dtypes"], batch_split=config["batch_split"],
-                xla=config["xla"])
+                xla=config["xla"], other_dtype_batches=config["other_dtype_batches"],
+                other_dtype_reps=config["other_dtype_reps"])
             _progress(payload["rows"], start)
     if "memory" in sections:
         big, split = config["memory_batch"], config["batch_split"]

@@ -41,7 +41,7 @@ def batch(arch, resolution, size, seed=0):
 
 
 def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", "bfloat16"),
-                batch_split=None, xla=False):
+                batch_split=None, xla=False, other_dtype_batches=None, other_dtype_reps=None):
     """Images/second of one training step, ours vs the reference, for each batch size.
 
     Args:
@@ -52,6 +52,11 @@ def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", 
         dtypes: ``"float32"`` and/or ``"bfloat16"``.
         batch_split: also time ``bit_keras`` with this many micro-batches.
         xla: also time the step with ``bit_keras.layers.USE_XLA``.
+        other_dtype_batches: the batch sizes at which dtypes other than float32 are timed
+            (default: all). On a CPU without bfloat16 arithmetic a bfloat16 step is ~10x
+            slower than float32, and the full run has a time budget.
+        other_dtype_reps: timed repetitions for those dtypes (default ``reps``); they are
+            timed in their own round-robin after the float32 candidates.
 
     Returns:
         Table rows (``images_per_s`` counts images per second of updates).
@@ -64,21 +69,27 @@ def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", 
     rows = []
     for size in batches:
         images, labels = batch(arch, resolution, size)
-        candidates = {"matmul/float32": mm}
+        candidates, others = {"matmul/float32": mm}, {}
         for dtype, (ours, ref) in pairs.items():
+            if dtype != "float32" and other_dtype_batches is not None \
+                    and size not in other_dtype_batches:
+                continue
+            group = candidates if dtype == "float32" else others
             if ref is not None:
-                candidates[f"reference/step/{dtype}"] = train_step(ref, images, labels)
-            candidates[f"bit_keras/step/{dtype}"] = train_step(ours, images, labels)
+                group[f"reference/step/{dtype}"] = train_step(ref, images, labels)
+            group[f"bit_keras/step/{dtype}"] = train_step(ours, images, labels)
             if xla:
-                candidates[f"bit_keras_xla/step/{dtype}"] = train_step(
+                group[f"bit_keras_xla/step/{dtype}"] = train_step(
                     ours, images, labels, xla=True)
             if batch_split and size % batch_split == 0 and size > batch_split and dtype == "float32":
-                candidates[f"bit_keras/step_split{batch_split}/{dtype}"] = train_step(
+                group[f"bit_keras/step_split{batch_split}/{dtype}"] = train_step(
                     ours, images, labels, batch_split)
         measured = timing.interleaved(candidates, reps=reps, warmup=warmup)
+        if others:
+            measured.update(timing.interleaved(
+                others, reps=other_dtype_reps or reps, warmup=warmup))
         gflops = mm_flops / measured.pop("matmul/float32")["seconds"] / 1e9
         for name, m in measured.items():
-            dtype = name.rsplit("/", 1)[1]
             ips = size / m["seconds"]
             rows.append({
                 "section": f"fine-tune {resolution}px", "name": name, "batch": size,

@@ -26,11 +26,34 @@ def onednn_enabled():
         return None
 
 
-def log_cpu_speed_hint():
-    """Logs one warning if oneDNN is off on a machine that trains on its CPU."""
+def cpu_has_bfloat16():
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX); None if unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None:
+        return None
+    flags = set(flags.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def log_cpu_speed_hint(precision="float32"):
+    """Logs a warning for a CPU training setting that is known to be slow here.
+
+    Two cases: oneDNN off (convolution gradients 2-4x slower), and bfloat16 training on a
+    CPU without bfloat16 arithmetic, which oneDNN emulates about ten times slower than
+    float32 (measured for R50x1 on an AVX2 EPYC: README, "Performance").
+    """
     import tensorflow as tf
     if tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"):
         return
+    if precision == "bfloat16" and onednn_enabled() and cpu_has_bfloat16() is False:
+        logging.warning(
+            "precision='bfloat16' on a CPU without AVX512-BF16 or AMX: oneDNN emulates "
+            "bfloat16 and a training step runs about 10x slower than float32 here. Use "
+            "precision='float32' on this machine.")
     if onednn_enabled() is False:
         logging.warning(
             "TensorFlow's oneDNN CPU kernels are off in this process, so convolution "

@@ -3,8 +3,11 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# What `import bit_keras` sets before TensorFlow loads, whichever test module loads it first.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# The suite runs on TensorFlow's own CPU kernels: oneDNN (what `import bit_keras` turns on
+# for users) builds a primitive for every new shape, which costs the many small models here
+# about a fifth more time. tests/test_runtime.py runs the numerics tests with oneDNN on, and
+# the benchmark test runs with it; TF_ENABLE_ONEDNN_OPTS=1 python -m pytest runs them all so.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
