@@ -16,11 +16,10 @@ def machine():
     model = platform.processor()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            lines = [line for line in f if line.startswith(("model name", "flags"))]
-        model = lines[0].split(":", 1)[1].strip()
-        flags = set(next(l for l in lines if l.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, IndexError, StopIteration):
-        flags = set()
+            model = next(line for line in f if line.startswith("model name")).split(":", 1)[1].strip()
+    except (OSError, StopIteration):
+        pass
+    flags = runtime.cpu_flags() or set()
     return {"cpu": model, "cores": timing.cores(), "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,

@@ -197,7 +197,7 @@ def _group_norm(inputs, gamma, beta, groups, epsilon, relu, dtype):
 
 
 def _per_group(per_channel, groups):
-    """(N, C) -> (N, G, 1): the mean over each group's channels."""
+    """(N, C) or (N, 1, C) -> (N, G, 1): the mean over each group's channels."""
     channels = per_channel.shape[-1]
     return tf.reduce_mean(tf.reshape(per_channel, (-1, groups, channels // groups)),
                           axis=2, keepdims=True)
@@ -224,21 +224,19 @@ def _group_norm_backward(upstream, x, outputs, mean, rstd, gamma, groups, relu):
     dz = tf.reshape(tf.cast(upstream, tf.float32), tf.shape(x))
     if relu:
         dz = tf.raw_ops.ReluGrad(gradients=dz, features=tf.cast(outputs, tf.float32))
-    sum_dz = tf.reduce_sum(dz, axis=1)  # (N, C)
-    sum_dz_x = tf.reduce_sum(dz * x, axis=1)  # (N, C)
-    mean_c = _per_channel(mean, channels)[:, 0]  # (N, C)
-    rstd_c = _per_channel(rstd, channels)[:, 0]
-    sum_dz_xhat = (sum_dz_x - mean_c * sum_dz) * rstd_c  # (N, C)
+    sum_dz = tf.reduce_sum(dz, axis=1, keepdims=True)  # (N, 1, C)
+    sum_dz_x = tf.reduce_sum(dz * x, axis=1, keepdims=True)
+    mean_c, rstd_c = _per_channel(mean, channels), _per_channel(rstd, channels)
+    sum_dz_xhat = (sum_dz_x - mean_c * sum_dz) * rstd_c
     pixels = tf.cast(tf.shape(x)[1], tf.float32)
     # Means over the group's elements of gamma * dz and gamma * dz * xhat: (N, 1, C).
     mean_gdz = _per_channel(_per_group(gamma * sum_dz, groups), channels) / pixels
     mean_gdz_xhat = _per_channel(_per_group(gamma * sum_dz_xhat, groups), channels) / pixels
-    rstd_c, mean_c = rstd_c[:, None], mean_c[:, None]
     a = rstd_c * gamma
     b = -rstd_c * rstd_c * mean_gdz_xhat
     c = -rstd_c * mean_gdz - b * mean_c
     dx = dz * a + (x * b + c)
-    return dx, tf.reduce_sum(sum_dz_xhat, axis=0), tf.reduce_sum(sum_dz, axis=0)
+    return dx, tf.reduce_sum(sum_dz_xhat, axis=(0, 1)), tf.reduce_sum(sum_dz, axis=(0, 1))
 
 
 def _standardized_conv(inputs, kernel, strides, padding, dilations, epsilon, dtype):

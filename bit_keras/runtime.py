@@ -26,17 +26,20 @@ def onednn_enabled():
         return None
 
 
-def cpu_has_bfloat16():
-    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX); None if unknown."""
+def cpu_flags():
+    """The CPU feature flags of ``/proc/cpuinfo`` as a set; None where there is none."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), None)
+            line = next((line for line in f if line.startswith("flags")), None)
     except OSError:
         return None
-    if flags is None:
-        return None
-    flags = set(flags.split(":", 1)[1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return None if line is None else set(line.split(":", 1)[1].split())
+
+
+def cpu_has_bfloat16():
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX); None if unknown."""
+    flags = cpu_flags()
+    return None if flags is None else bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def log_cpu_speed_hint(precision="float32"):
@@ -49,12 +52,13 @@ def log_cpu_speed_hint(precision="float32"):
     import tensorflow as tf
     if tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"):
         return
-    if precision == "bfloat16" and onednn_enabled() and cpu_has_bfloat16() is False:
+    onednn = onednn_enabled()
+    if precision == "bfloat16" and onednn and cpu_has_bfloat16() is False:
         logging.warning(
             "precision='bfloat16' on a CPU without AVX512-BF16 or AMX: oneDNN emulates "
             "bfloat16 and a training step runs about 10x slower than float32 here. Use "
             "precision='float32' on this machine.")
-    if onednn_enabled() is False:
+    if onednn is False:
         logging.warning(
             "TensorFlow's oneDNN CPU kernels are off in this process, so convolution "
             "gradients run 2-4x slower on this CPU. Import bit_keras before tensorflow, or "

@@ -116,7 +116,7 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
                                   progress=progress)
     if start < steps:
         runtime.log_cpu_speed_hint(precision)
-    if start >= steps:
+    else:
         logging.info("Nothing to train: %s is already at step %d of %d", run_dir, start, steps)
     train_step = steps_lib.make_train_step(worker_model, optimizer, strategy, global_batch, loss,
                                            batch_split, weight_decay)
