@@ -25,7 +25,8 @@ setup(
         # tf-keras and tensorflow-hub only where Hub interoperability is offered and tested.
         "hub": ["tf-keras", "tensorflow-hub"],
         "plot": ["matplotlib"],
-        "test": ["pytest>=7", "tf-keras", "tensorflow-hub", "matplotlib", "psutil"],
+        # pytest-xdist: the suite runs in two worker processes (pytest.ini).
+        "test": ["pytest>=7", "pytest-xdist>=3", "tf-keras", "tensorflow-hub", "matplotlib", "psutil"],
     },
     include_package_data=True,
     license="Apache-2.0",
