@@ -8,12 +8,15 @@ Speed (README, "Performance"): GroupNorm is the one part of a BiT that TensorFlo
 run at near-peak speed by itself. Here it reduces its statistics per channel first (a fast
 reduction) and then per group, applies gamma, beta and the normalization as one
 multiply-add, and has a hand-written gradient (eight kernels instead of about thirty).
-``USE_XLA`` instead runs each layer's arithmetic as one small XLA-compiled function; with
-the kernels above it no longer pays for its compile time on CPU, so it is off by default.
-The formulas and the float32 statistics are the same either way.
+``USE_XLA`` runs GroupNorm's arithmetic, forward and backward, as small XLA-compiled
+functions (convolutions stay on TensorFlow's oneDNN kernels): about 8% faster R50x1
+inference on a 2-core CPU, no faster training, and a compile at every new input shape, so
+it is off by default. The formulas and the float32 statistics are the same either way.
 """
 
+import contextlib
 import os
+import threading
 
 import keras
 import tensorflow as tf
@@ -26,10 +29,10 @@ WS_EPSILON = 1e-10
 GN_EPSILON = 1e-5
 # BiT normalizes every activation with 32 groups.
 GN_GROUPS = 32
-# Run each layer's arithmetic as an XLA-compiled function (see the module docstring). Off by
-# default: the first call at every new input shape compiles each layer (seconds for a tiny
-# model, about a minute for an R50 training step), and the default kernels are as fast on
-# CPU. Set BIT_KERAS_XLA=1, or this to True before a model is first called or traced.
+# Run GroupNorm as XLA-compiled functions (see the module docstring). Off by default: the
+# first call at every new input shape compiles each layer (seconds for R50x1 inference, about
+# half a minute for an R50 training step). Set BIT_KERAS_XLA=1, or this to True before a
+# model is first called or traced.
 USE_XLA = os.environ.get("BIT_KERAS_XLA", "") == "1"
 # GroupNorm's hand-written gradient (see ``_group_norm``). Exports trace with it off
 # (``bit_keras.exporter``): a SavedModel then holds plain ops that reloaded models
@@ -76,14 +79,10 @@ class StandardizedConv2D(keras.layers.Conv2D):
         return standardize_kernel(ops.cast(self.kernel.value, "float32"), self.ws_epsilon)
 
     def call(self, inputs):
-        if USE_XLA and self.data_format == "channels_last" and self.groups == 1:
-            outputs = _standardized_conv_xla(
-                inputs, self.kernel.value, strides=tuple(self.strides),
-                padding=self.padding.upper(), dilations=tuple(self.dilation_rate),
-                epsilon=self.ws_epsilon, dtype=self.compute_dtype)
-        else:
-            kernel = ops.cast(self.standardized_kernel(), self.compute_dtype)
-            outputs = self.convolution_op(inputs, kernel)
+        kernel = _given_kernels().get(id(self))
+        if kernel is None:
+            kernel = self.standardized_kernel()
+        outputs = self.convolution_op(inputs, ops.cast(kernel, self.compute_dtype))
         if self.use_bias:
             outputs = outputs + ops.cast(self.bias, self.compute_dtype)
         if self.activation is not None:
@@ -92,6 +91,41 @@ class StandardizedConv2D(keras.layers.Conv2D):
 
     def get_config(self):
         return {**super().get_config(), "ws_epsilon": self.ws_epsilon}
+
+
+_GIVEN = threading.local()  # per thread: MirroredStrategy traces each replica in its own
+
+
+def _given_kernels():
+    return getattr(_GIVEN, "kernels", {})
+
+
+@contextlib.contextmanager
+def given_standardized_kernels(kernels):
+    """Within this context, these convolutions use the given standardized kernels.
+
+    Weight standardization is a function of the weights alone, so a step that runs the
+    model several times with the same weights (``batch_split`` micro-batches) can
+    standardize once, take gradients with respect to the standardized kernels, sum them,
+    and differentiate the standardization once (``bit_keras.training.make_train_step``).
+
+    Args:
+        kernels: ``{layer: tensor}`` for ``StandardizedConv2D`` layers; each tensor is what
+            ``layer.standardized_kernel()`` returns (float32, HWIO). Applies to calls traced
+            or run in this thread while the context is open.
+
+    Example:
+
+    >>> kernels = {conv: conv.standardized_kernel()}
+    >>> with bit_keras.layers.given_standardized_kernels(kernels):
+    ...     y = conv(x)  # uses kernels[conv]
+    """
+    previous = _given_kernels()
+    _GIVEN.kernels = {**previous, **{id(layer): k for layer, k in kernels.items()}}
+    try:
+        yield
+    finally:
+        _GIVEN.kernels = previous
 
 
 @keras.saving.register_keras_serializable(package="bit_keras")
@@ -140,7 +174,7 @@ class GroupNormalization(keras.layers.Layer):
         beta = ops.cast(self.beta.value, "float32")
         args = (inputs, gamma, beta, self.groups, self.epsilon, self.activation == "relu",
                 self.compute_dtype)
-        return _group_norm_xla(*args) if USE_XLA else _group_norm(*args)
+        return _group_norm(*args)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -171,29 +205,39 @@ def _group_norm(inputs, gamma, beta, groups, epsilon, relu, dtype):
 
     def forward(inputs, gamma, beta):
         shape = tf.shape(inputs)
-        x = tf.reshape(tf.cast(inputs, tf.float32), (shape[0], -1, channels))  # (N, H*W, C)
-        mean = _per_group(tf.reduce_mean(x, axis=1), groups)  # (N, G, 1)
-        var = _per_group(tf.reduce_mean(
-            tf.math.squared_difference(x, _per_channel(mean, channels)), axis=1), groups)
-        rstd = tf.math.rsqrt(var + epsilon)
-        scale = tf.reshape(gamma, (1, groups, -1)) * rstd  # (N, G, C/G)
-        offset = tf.reshape(beta, (1, groups, -1)) - mean * scale
-        scale = tf.reshape(scale, (-1, 1, channels))
-        offset = tf.reshape(offset, (-1, 1, channels))
-        outputs = tf.reshape(inputs, (shape[0], -1, channels)) * tf.cast(scale, dtype) + tf.cast(
-            offset, dtype)
-        if relu:
-            outputs = tf.nn.relu(outputs)
+        x = tf.reshape(inputs, (shape[0], -1, channels))  # (N, H*W, C)
+        core = _group_norm_core_xla if USE_XLA else _group_norm_core
+        outputs, mean, rstd = core(x, gamma, beta, groups, epsilon, relu, dtype)
 
         def backward(upstream):
-            grads = _group_norm_backward(upstream, x, outputs, mean, rstd, gamma, groups, relu)
-            return (tf.cast(tf.reshape(grads[0], shape), inputs.dtype),) + grads[1:]
+            grad = _group_norm_backward_xla if USE_XLA else _group_norm_backward
+            dx, dgamma, dbeta = grad(tf.reshape(upstream, tf.shape(x)), x, outputs, mean, rstd,
+                                     gamma, groups, relu)
+            return tf.reshape(dx, shape), dgamma, dbeta
 
         return tf.reshape(outputs, shape), backward
 
     if HAND_WRITTEN_GRADIENTS:
         return tf.custom_gradient(forward)(inputs, gamma, beta)
     return forward(inputs, gamma, beta)[0]
+
+
+def _group_norm_core(inputs, gamma, beta, groups, epsilon, relu, dtype):
+    """(N, P, C) inputs -> (outputs (N, P, C) in ``dtype``, mean and rstd (N, G, 1) float32)."""
+    channels = inputs.shape[-1]
+    x = tf.cast(inputs, tf.float32)
+    mean = _per_group(tf.reduce_mean(x, axis=1), groups)  # (N, G, 1)
+    var = _per_group(tf.reduce_mean(
+        tf.math.squared_difference(x, _per_channel(mean, channels)), axis=1), groups)
+    rstd = tf.math.rsqrt(var + epsilon)
+    scale = tf.reshape(gamma, (1, groups, -1)) * rstd  # (N, G, C/G)
+    offset = tf.reshape(beta, (1, groups, -1)) - mean * scale
+    scale = tf.reshape(scale, (-1, 1, channels))
+    offset = tf.reshape(offset, (-1, 1, channels))
+    outputs = inputs * tf.cast(scale, dtype) + tf.cast(offset, dtype)
+    if relu:
+        outputs = tf.nn.relu(outputs)
+    return outputs, mean, rstd
 
 
 def _per_group(per_channel, groups):
@@ -210,7 +254,7 @@ def _per_channel(per_group, channels):
     return tf.reshape(repeated, (-1, 1, channels))
 
 
-def _group_norm_backward(upstream, x, outputs, mean, rstd, gamma, groups, relu):
+def _group_norm_backward(upstream, inputs, outputs, mean, rstd, gamma, groups, relu):
     """Gradients of GroupNorm (+ ReLU) for (inputs, gamma, beta), all in float32.
 
     With ``xhat = (x - mean) * rstd`` and ``dz`` the gradient at the affine output (the
@@ -220,8 +264,9 @@ def _group_norm_backward(upstream, x, outputs, mean, rstd, gamma, groups, relu):
     channel first, so ``dx`` is one multiply-add per element with per-(sample, channel)
     coefficients: ``dx = dz * a + x * b + c``.
     """
-    channels = x.shape[-1]
-    dz = tf.reshape(tf.cast(upstream, tf.float32), tf.shape(x))
+    channels = inputs.shape[-1]
+    x = tf.cast(inputs, tf.float32)
+    dz = tf.cast(upstream, tf.float32)
     if relu:
         dz = tf.raw_ops.ReluGrad(gradients=dz, features=tf.cast(outputs, tf.float32))
     sum_dz = tf.reduce_sum(dz, axis=1, keepdims=True)  # (N, 1, C)
@@ -235,16 +280,10 @@ def _group_norm_backward(upstream, x, outputs, mean, rstd, gamma, groups, relu):
     a = rstd_c * gamma
     b = -rstd_c * rstd_c * mean_gdz_xhat
     c = -rstd_c * mean_gdz - b * mean_c
-    dx = dz * a + (x * b + c)
+    dx = tf.cast(dz * a + (x * b + c), inputs.dtype)
     return dx, tf.reduce_sum(sum_dz_xhat, axis=(0, 1)), tf.reduce_sum(sum_dz, axis=(0, 1))
 
 
-def _standardized_conv(inputs, kernel, strides, padding, dilations, epsilon, dtype):
-    """Weight standardization (float32) and the NHWC convolution, in one function."""
-    kernel = tf.cast(standardize_kernel(tf.cast(kernel, tf.float32), epsilon), dtype)
-    return tf.nn.conv2d(inputs, kernel, strides=strides, padding=padding, dilations=dilations)
-
-
 # Traced and XLA-compiled once per input shape and layer configuration.
-_group_norm_xla = tf.function(_group_norm, jit_compile=True)
-_standardized_conv_xla = tf.function(_standardized_conv, jit_compile=True)
+_group_norm_core_xla = tf.function(_group_norm_core, jit_compile=True)
+_group_norm_backward_xla = tf.function(_group_norm_backward, jit_compile=True)

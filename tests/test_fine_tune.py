@@ -141,6 +141,31 @@ def test_batch_split_4_equals_unsplit_after_one_step():
         np.testing.assert_allclose(split - before, update, rtol=1e-3, atol=1e-4 * np.abs(update).max())
 
 
+def test_batch_split_standardizes_the_kernels_once_per_step(monkeypatch):
+    # Weight standardization depends on the weights only: with micro-batches it runs once,
+    # before the tf.while_loop over them, not in the loop body (once per micro-batch).
+    import keras
+    from bit_keras import layers
+    graphs = []
+    original = layers.StandardizedConv2D.standardized_kernel
+
+    def recorded(self):
+        graphs.append(tf.compat.v1.get_default_graph().name)
+        return original(self)
+
+    monkeypatch.setattr(layers.StandardizedConv2D, "standardized_kernel", recorded)
+    model = bit_keras.resnet_v2(num_classes=3, **support.TINY)
+    images = np.zeros((4, 32, 32, 3), np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    step = training.make_train_step(model, keras.optimizers.SGD(0.1), tf.distribute.get_strategy(),
+                                    4, batch_split=2)
+    step(iter(tf.data.Dataset.from_tensors((images, labels)).repeat()))
+    convs = training.step.standardized_convs(model)
+    assert len(convs) == sum(isinstance(l, layers.StandardizedConv2D) for l in model.layers) > 5
+    assert len(graphs) == len(convs)
+    assert not [g for g in graphs if "while" in g], graphs
+
+
 def test_float16_loss_scaling_unscales_the_update():
     import keras
     rng = np.random.default_rng(2)

@@ -26,6 +26,25 @@ def test_standardized_conv_matches_numpy():
     np.testing.assert_array_equal(conv.kernel.numpy(), kernel)
 
 
+def test_given_standardized_kernels_replace_the_standardization_in_this_thread_only():
+    import threading
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1, 5, 5, 4)).astype(np.float32)
+    conv = layers.StandardizedConv2D(3, 3, use_bias=False)
+    conv.build(x.shape)
+    given = rng.normal(size=(3, 3, 4, 3)).astype(np.float32)  # not standardized: it shows
+    own = np.asarray(conv(x))
+    seen_elsewhere = []
+    with layers.given_standardized_kernels({conv: tf.constant(given)}):
+        inside = np.asarray(conv(x))
+        thread = threading.Thread(target=lambda: seen_elsewhere.append(np.asarray(conv(x))))
+        thread.start()
+        thread.join()
+    assert rel_err(inside, numpy_bit.conv(x.astype(np.float64), given.astype(np.float64), 1)) < 1e-5
+    np.testing.assert_array_equal(seen_elsewhere[0], own)
+    np.testing.assert_array_equal(np.asarray(conv(x)), own)  # and after the context
+
+
 def test_ws_epsilon_is_the_official_one():
     # A near-constant kernel: 1e-10 (official) and 1e-8 (timm) give clearly different outputs.
     assert layers.WS_EPSILON == 1e-10

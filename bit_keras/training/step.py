@@ -10,6 +10,8 @@ whatever the number of replicas or micro-batches.
 import keras
 import tensorflow as tf
 
+from bit_keras import layers as bit_layers
+
 LOSSES = ("softmax", "sigmoid")
 
 
@@ -36,6 +38,17 @@ def correct(loss, labels, logits):
     return tf.reduce_mean(tf.cast(tf.equal(logits > 0, labels > 0.5), tf.float32), axis=-1)
 
 
+def standardized_convs(model):
+    """Every ``bit_keras.layers.StandardizedConv2D`` in ``model``, nested models included."""
+    found, stack = [], [model]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, bit_layers.StandardizedConv2D):
+            found.append(layer)
+        stack.extend(getattr(layer, "layers", ()))
+    return found
+
+
 def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", batch_split=1,
                     weight_decay=0.0):
     """A ``tf.function`` running one optimizer update on the next batch of an iterator.
@@ -57,30 +70,54 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
     decayed = [len(v.shape) > 1 for v in variables]
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def micro_batch(images, labels):
+    convs = standardized_convs(model)
+    kernel_index = {id(v): i for i, v in enumerate(variables)}
+
+    def micro_batch(images, labels, sources, watch=()):
         with tf.GradientTape() as tape:
+            tape.watch(list(watch))
             logits = model(images, training=True)
             value = tf.reduce_sum(per_example_loss(loss, labels, logits)) / global_batch
             target = optimizer.scale_loss(value) if scaled else value
-        grads = tape.gradient(target, variables)
+        grads = tape.gradient(target, sources)
         return value, [tf.cast(g, tf.float32) for g in grads]
 
     def replica_step(images, labels):
         if batch_split == 1:
-            total, grads = micro_batch(images, labels)
+            total, grads = micro_batch(images, labels, variables)
         else:
+            # Standardize every kernel once for all micro-batches: each micro-batch takes
+            # its gradient with respect to the standardized kernels, and the sum goes back
+            # through the standardization once (it is linear in that gradient).
+            with tf.GradientTape() as ws_tape:
+                kernels = {conv: conv.standardized_kernel() for conv in convs}
+            sources = list(variables)
+            standardized = {}  # position in variables -> standardized kernel
+            for conv, kernel in kernels.items():
+                i = kernel_index.get(id(conv.kernel))
+                if i is not None:
+                    sources[i] = standardized[i] = kernel
             size = tf.shape(images)[0] // batch_split
             total = tf.zeros((), tf.float32)
-            grads = [tf.zeros(v.shape, tf.float32) for v in variables]
-            # A tf.while_loop: one micro-batch's activations live at a time.
-            for i in tf.range(batch_split):
-                # In order, one at a time: parallel iterations would keep several
-                # micro-batches' activations alive and defeat the point of splitting.
-                tf.autograph.experimental.set_loop_options(parallel_iterations=1)
-                value, more = micro_batch(images[i * size:(i + 1) * size],
-                                          labels[i * size:(i + 1) * size])
-                total += value
-                grads = [a + g for a, g in zip(grads, more)]
+            grads = [tf.zeros(s.shape, tf.float32) for s in sources]
+            with bit_layers.given_standardized_kernels(kernels):
+                # A tf.while_loop: one micro-batch's activations live at a time.
+                for i in tf.range(batch_split):
+                    # In order, one at a time: parallel iterations would keep several
+                    # micro-batches' activations alive and defeat the point of splitting.
+                    tf.autograph.experimental.set_loop_options(parallel_iterations=1)
+                    value, more = micro_batch(images[i * size:(i + 1) * size],
+                                              labels[i * size:(i + 1) * size], sources,
+                                              standardized.values())
+                    total += value
+                    grads = [a + g for a, g in zip(grads, more)]
+            if standardized:
+                positions = sorted(standardized)
+                raw = ws_tape.gradient([standardized[i] for i in positions],
+                                       [variables[i] for i in positions],
+                                       output_gradients=[grads[i] for i in positions])
+                for i, g in zip(positions, raw):
+                    grads[i] = tf.cast(g, tf.float32)
         if weight_decay:
             # Gradients are summed over replicas: each adds its share of the decay.
             share = weight_decay / strategy.num_replicas_in_sync
