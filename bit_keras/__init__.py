@@ -42,6 +42,7 @@ _LAZY = {
     "export": "bit_keras.exporter:export",
     "export_tflite": "bit_keras.exporter:export_tflite",
     "publish": "bit_keras.exporter:publish",
+    "fold_standardization": "bit_keras.exporter.fold:fold_standardization",
     "SavedModelLayer": "bit_keras.exporter:SavedModelLayer",
     "fine_tune": "bit_keras.finetuning:fine_tune",
     "hyperrule": "bit_keras.hyperrule:",

@@ -22,11 +22,21 @@ def _clone_layer(layer):
 def fold_standardization(model):
     """A frozen copy of ``model`` whose convolutions hold pre-standardized kernels.
 
+    For inference in Keras (and what ``bit_keras.export(..., fold_standardization=True)``
+    saves): the copy skips the per-call standardization of every kernel, which is ~5-10% of
+    an R50x1 forward pass at batch 8 on a 2-core CPU and more at batch 1. Fold again after
+    the weights change; train the original, never the copy.
+
     Args:
         model: a functional BiT model (or a sub-model of one).
 
     Returns:
         A new ``keras.Model`` with ``trainable=False`` computing the same outputs.
+
+    Example:
+
+    >>> fast = bit_keras.fold_standardization(model)
+    >>> logits = fast.predict(images, batch_size=32)
     """
     folded = keras.models.clone_model(model, clone_function=_clone_layer)
     for layer in model.layers:
