@@ -43,9 +43,9 @@ def interleaved_median_ms(paths, repeats):
 
 def measure(name, batch, size, repeats):
     """Median ms per batch for each inference path of one model (feature-vector kind)."""
+    import bit_keras  # first: it turns on TensorFlow's oneDNN kernels, as for users
     import numpy as np
     import tensorflow as tf
-    import bit_keras
     if name == "tiny":
         model = bit_keras.resnet_v2(include_top=False, units=(1, 1, 1, 1), width=1,
                                     base_filters=16, groups=8)
