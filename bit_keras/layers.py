@@ -74,6 +74,13 @@ class StandardizedConv2D(keras.layers.Conv2D):
         super().__init__(*args, **kwargs)
         self.ws_epsilon = ws_epsilon
 
+    def add_weight(self, *args, **kwargs):
+        # Under a mixed-precision policy Keras would hand ``call`` the kernel already rounded
+        # to the compute dtype; the standardization must see the float32 weights (and then
+        # round once), whether it runs inside ``call`` or outside (``batch_split`` steps,
+        # ``fold_standardization``).
+        return super().add_weight(*args, **{**kwargs, "autocast": False})
+
     def standardized_kernel(self):
         """The kernel as the convolution sees it, float32."""
         return standardize_kernel(ops.cast(self.kernel.value, "float32"), self.ws_epsilon)
@@ -166,8 +173,11 @@ class GroupNormalization(keras.layers.Layer):
             raise ValueError(
                 f"GroupNormalization needs a channel count divisible by groups={self.groups}. "
                 f"Received input shape {tuple(input_shape)}")
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
+        # float32 under any policy (no autocast): they enter the float32 statistics.
+        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones",
+                                     autocast=False)
+        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros",
+                                    autocast=False)
 
     def call(self, inputs):
         gamma = ops.cast(self.gamma.value, "float32")
@@ -206,11 +216,11 @@ def _group_norm(inputs, gamma, beta, groups, epsilon, relu, dtype):
     def forward(inputs, gamma, beta):
         shape = tf.shape(inputs)
         x = tf.reshape(inputs, (shape[0], -1, channels))  # (N, H*W, C)
-        core = _group_norm_core_xla if USE_XLA else _group_norm_core
+        core, grad = ((_group_norm_core_xla, _group_norm_backward_xla) if USE_XLA
+                      else (_group_norm_core, _group_norm_backward))
         outputs, mean, rstd = core(x, gamma, beta, groups, epsilon, relu, dtype)
 
         def backward(upstream):
-            grad = _group_norm_backward_xla if USE_XLA else _group_norm_backward
             dx, dgamma, dbeta = grad(tf.reshape(upstream, tf.shape(x)), x, outputs, mean, rstd,
                                      gamma, groups, relu)
             return tf.reshape(dx, shape), dgamma, dbeta

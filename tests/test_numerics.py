@@ -45,6 +45,28 @@ def test_given_standardized_kernels_replace_the_standardization_in_this_thread_o
     np.testing.assert_array_equal(np.asarray(conv(x)), own)  # and after the context
 
 
+def test_mixed_precision_standardizes_the_float32_kernel_and_rounds_once():
+    # Keras would hand call() the kernel already rounded to bfloat16; the standardization
+    # must see the float32 weights, inside call() as outside (batch_split, folding).
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1, 6, 6, 8)).astype(np.float32)
+    conv = layers.StandardizedConv2D(16, 3, use_bias=False, dtype="mixed_bfloat16")
+    conv.build(x.shape)
+    conv.kernel.assign(rng.normal(0.3, 1.0, (3, 3, 8, 16)).astype(np.float32))
+    got = np.asarray(tf.cast(conv(x), tf.float32))
+    kernel = conv.kernel.numpy()
+
+    def conv_bf16(k):
+        return np.asarray(tf.cast(tf.nn.conv2d(tf.cast(x, tf.bfloat16), tf.cast(k, tf.bfloat16),
+                                               1, "VALID"), tf.float32))
+
+    np.testing.assert_array_equal(got, conv_bf16(layers.standardize_kernel(kernel)))
+    rounded_first = tf.cast(tf.cast(kernel, tf.bfloat16), tf.float32)
+    assert not np.array_equal(got, conv_bf16(layers.standardize_kernel(rounded_first)))
+    np.testing.assert_array_equal(np.asarray(conv.standardized_kernel()),
+                                  np.asarray(layers.standardize_kernel(kernel)))
+
+
 def test_ws_epsilon_is_the_official_one():
     # A near-constant kernel: 1e-10 (official) and 1e-8 (timm) give clearly different outputs.
     assert layers.WS_EPSILON == 1e-10

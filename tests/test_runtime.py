@@ -58,7 +58,8 @@ def test_numerics_hold_with_onednn_on():
     environment = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     tests = [os.path.join(ROOT, "tests", "test_numerics.py"),
              os.path.join(ROOT, "tests", "test_runtime.py") + "::test_onednn_is_on_here"]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+                           *tests],
                           capture_output=True, text=True, env=environment, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout and "failed" not in done.stdout

@@ -19,13 +19,13 @@ def test_bit_l_has_no_weights():
 
 
 def test_offline_error_gives_url_and_weights_way(tmp_path, monkeypatch):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
+    with socket.socket() as s:  # bound, never listening: connections are refused, and no
+        s.bind(("127.0.0.1", 0))  # other test (pytest-xdist worker) can take the port meanwhile
         port = s.getsockname()[1]
-    monkeypatch.setenv("BIT_KERAS_HOME", str(tmp_path))
-    monkeypatch.setenv("BIT_KERAS_WEIGHTS_URL", f"http://127.0.0.1:{port}/bit_models")
-    with pytest.raises(CheckpointError) as e:
-        bit_keras.load("BiT-M-R50x1")
+        monkeypatch.setenv("BIT_KERAS_HOME", str(tmp_path))
+        monkeypatch.setenv("BIT_KERAS_WEIGHTS_URL", f"http://127.0.0.1:{port}/bit_models")
+        with pytest.raises(CheckpointError) as e:
+            bit_keras.load("BiT-M-R50x1")
     msg = str(e.value)
     assert f"http://127.0.0.1:{port}/bit_models/BiT-M-R50x1.npz" in msg
     assert "weights=PATH" in msg and str(tmp_path) in msg

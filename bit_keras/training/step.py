@@ -7,6 +7,8 @@ optimizer all-reduces (sums) the gradients, so the update is the mean over the g
 whatever the number of replicas or micro-batches.
 """
 
+import collections
+
 import keras
 import tensorflow as tf
 
@@ -39,11 +41,13 @@ def correct(loss, labels, logits):
 
 
 def standardized_convs(model):
-    """Every ``bit_keras.layers.StandardizedConv2D`` in ``model``, nested models included."""
+    """The ``StandardizedConv2D`` layers of ``model`` (nested models included) that take
+    given standardized kernels: subclasses with a ``call`` of their own are left out."""
     found, stack = [], [model]
     while stack:
         layer = stack.pop()
-        if isinstance(layer, bit_layers.StandardizedConv2D):
+        if (isinstance(layer, bit_layers.StandardizedConv2D)
+                and type(layer).call is bit_layers.StandardizedConv2D.call):
             found.append(layer)
         stack.extend(getattr(layer, "layers", ()))
     return found
@@ -70,7 +74,10 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
     decayed = [len(v.shape) > 1 for v in variables]
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    convs = standardized_convs(model)
+    # Convolutions that share one kernel variable keep standardizing per call (rare; their
+    # gradients then reach the variable the ordinary way).
+    shared = collections.Counter(id(conv.kernel) for conv in standardized_convs(model))
+    convs = [conv for conv in standardized_convs(model) if shared[id(conv.kernel)] == 1]
     kernel_index = {id(v): i for i, v in enumerate(variables)}
 
     def micro_batch(images, labels, sources, watch=()):
