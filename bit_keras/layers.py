@@ -182,9 +182,8 @@ class GroupNormalization(keras.layers.Layer):
     def call(self, inputs):
         gamma = ops.cast(self.gamma.value, "float32")
         beta = ops.cast(self.beta.value, "float32")
-        args = (inputs, gamma, beta, self.groups, self.epsilon, self.activation == "relu",
-                self.compute_dtype)
-        return _group_norm(*args)
+        return _group_norm(inputs, gamma, beta, self.groups, self.epsilon,
+                           self.activation == "relu", self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

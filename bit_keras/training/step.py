@@ -76,9 +76,13 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
 
     # Convolutions that share one kernel variable keep standardizing per call (rare; their
     # gradients then reach the variable the ordinary way).
-    shared = collections.Counter(id(conv.kernel) for conv in standardized_convs(model))
-    convs = [conv for conv in standardized_convs(model) if shared[id(conv.kernel)] == 1]
+    convs = standardized_convs(model)
+    shared = collections.Counter(id(conv.kernel) for conv in convs)
+    convs = [conv for conv in convs if shared[id(conv.kernel)] == 1]
+    # (conv, position of its kernel in ``variables``) for the trainable ones.
     kernel_index = {id(v): i for i, v in enumerate(variables)}
+    trained = [(conv, kernel_index[id(conv.kernel)]) for conv in convs
+               if id(conv.kernel) in kernel_index]
 
     def micro_batch(images, labels, sources, watch=()):
         with tf.GradientTape() as tape:
@@ -98,12 +102,10 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
             # through the standardization once (it is linear in that gradient).
             with tf.GradientTape() as ws_tape:
                 kernels = {conv: conv.standardized_kernel() for conv in convs}
+            standardized = [kernels[conv] for conv, _ in trained]
             sources = list(variables)
-            standardized = {}  # position in variables -> standardized kernel
-            for conv, kernel in kernels.items():
-                i = kernel_index.get(id(conv.kernel))
-                if i is not None:
-                    sources[i] = standardized[i] = kernel
+            for (_, i), kernel in zip(trained, standardized):
+                sources[i] = kernel
             size = tf.shape(images)[0] // batch_split
             total = tf.zeros((), tf.float32)
             grads = [tf.zeros(s.shape, tf.float32) for s in sources]
@@ -115,15 +117,14 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
                     tf.autograph.experimental.set_loop_options(parallel_iterations=1)
                     value, more = micro_batch(images[i * size:(i + 1) * size],
                                               labels[i * size:(i + 1) * size], sources,
-                                              standardized.values())
+                                              standardized)
                     total += value
                     grads = [a + g for a, g in zip(grads, more)]
-            if standardized:
-                positions = sorted(standardized)
-                raw = ws_tape.gradient([standardized[i] for i in positions],
-                                       [variables[i] for i in positions],
-                                       output_gradients=[grads[i] for i in positions])
-                for i, g in zip(positions, raw):
+            if trained:
+                raw = ws_tape.gradient(standardized,
+                                       [variables[i] for _, i in trained],
+                                       output_gradients=[grads[i] for _, i in trained])
+                for (_, i), g in zip(trained, raw):
                     grads[i] = tf.cast(g, tf.float32)
         if weight_decay:
             # Gradients are summed over replicas: each adds its share of the decay.
