@@ -26,8 +26,11 @@ setup(
         "hub": ["tf-keras", "tensorflow-hub"],
         "plot": ["matplotlib"],
         # pytest-xdist: the suite runs in two worker processes (pytest.ini).
-        "test": ["pytest>=7", "pytest-xdist>=3", "tf-keras", "tensorflow-hub", "matplotlib", "psutil"],
+        # ruff: the project's linter, run by tests/test_lint.py.
+        "test": ["pytest>=7", "pytest-xdist>=3", "tf-keras", "tensorflow-hub", "matplotlib", "psutil",
+                 "ruff"],
     },
+    entry_points={"console_scripts": ["bit-keras = bit_keras.cli:main"]},
     include_package_data=True,
     license="Apache-2.0",
 )

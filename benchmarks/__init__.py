@@ -1,5 +1,5 @@
 """The BiT speed benchmark: ``python -m benchmarks.run`` (see ``benchmarks/run.py``).
 
 Everything is measured side by side with a plain reference BiT built in ``reference.py``;
-The README's "Performance" section explains the figures.
+docs/performance.md explains the figures.
 """

@@ -15,8 +15,7 @@ import sys
 import tempfile
 import time
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,14 +42,13 @@ def interleaved_median_ms(paths, repeats):
 
 def measure(name, batch, size, repeats):
     """Median ms per batch for each inference path of one model (feature-vector kind)."""
-    import bit_keras  # first: it turns on TensorFlow's oneDNN kernels, as for users
     import numpy as np
     import tensorflow as tf
+
+    import bit_keras  # first: it turns on TensorFlow's oneDNN kernels, as for users
     if name == "tiny":
-        model = bit_keras.resnet_v2(include_top=False, units=(1, 1, 1, 1), width=1,
-                                    base_filters=16, groups=8)
-    else:
-        model = bit_keras.build(name, include_top=False)
+        name = bit_keras.models.variants.TINY  # the registered tiny R14 (base 16, 8 groups)
+    model = bit_keras.build(name, include_top=False)
     x = np.random.default_rng(0).uniform(0, 1, (batch, size, size, 3)).astype("float32")
     images = tf.constant(x)
     paths = {"keras model(x)": lambda: model(x, training=False).numpy(),

@@ -9,29 +9,23 @@ import os
 
 import numpy as np
 
-from benchmarks import flops
-from benchmarks import models
-from benchmarks import timing
+from benchmarks import flops, models, timing
 
-ROUTES = ("keras", "saved_model", "saved_model_xla", "saved_model_folded", "tflite")
+ROUTES = ("keras", "saved_model", "saved_model_folded", "tflite")
 
 
-def keras_route(model, xla=False):
-    """``model.predict_on_batch``: the Keras route a user takes (a ``tf.function`` inside).
-
-    ``xla`` sets ``bit_keras.layers.USE_XLA`` while it traces; give an XLA route its own
-    model, since a model keeps one predict function.
-    """
-    return lambda images: models.traced_with_xla(lambda: model.predict_on_batch(images), xla)
+def keras_route(model):
+    """``model.predict_on_batch``: the Keras route a user takes (a ``tf.function`` inside)."""
+    return lambda images: (lambda: model.predict_on_batch(images))
 
 
-def saved_model_route(model, export_dir, fold_standardization=False, xla=False):
+def saved_model_route(model, export_dir, fold_standardization=False):
     """The ``serving_default`` signature of ``bit_keras.export``'s SavedModel, reloaded."""
     import tensorflow as tf
+
     import bit_keras
-    with models.xla_layers(xla):
-        bit_keras.export(model, export_dir, kind="classifier", overwrite=True,
-                         fold_standardization=fold_standardization)
+    bit_keras.export(model, export_dir, kind="classifier", overwrite=True,
+                     fold_standardization=fold_standardization)
     serving = tf.saved_model.load(export_dir).signatures["serving_default"]
 
     def make(images):
@@ -44,6 +38,7 @@ def saved_model_route(model, export_dir, fold_standardization=False, xla=False):
 def tflite_route(model, path):
     """A ``tf.lite.Interpreter`` over ``bit_keras.export_tflite``'s file, one thread per core."""
     import tensorflow as tf
+
     import bit_keras
     bit_keras.export_tflite(model, path, kind="classifier", overwrite=True)
 
@@ -69,30 +64,20 @@ def rel_err(got, want):
     return float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-30))
 
 
-def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES, xla=False):
-    """dict ``"impl/route/dtype"`` -> factory(images) -> zero-argument callable.
-
-    ``xla`` adds the Keras model with ``bit_keras.layers.USE_XLA`` (and, with the
-    ``saved_model_xla`` route, its export) as ``bit_keras_xla/...`` candidates.
-    """
+def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
+    """dict ``"impl/route/dtype"`` -> factory(images) -> zero-argument callable."""
     os.makedirs(workdir, exist_ok=True)
     factories = {}
     for dtype in dtypes:
         # One reference, float32: every ratio is to the plain float32 model.
         ours, ref = models.pair(arch, dtype, seed=0, include_reference=dtype == "float32")
-        fast = models.pair(arch, dtype, seed=0, include_reference=False)[0] if xla else None
         if ref is not None:
             factories[f"reference/keras/{dtype}"] = keras_route(ref)
         if "keras" in routes:
             factories[f"bit_keras/keras/{dtype}"] = keras_route(ours)
-            if xla and dtype == "float32":  # XLA bfloat16 inference was slower than float32 (AVX2 CPU)
-                factories[f"bit_keras_xla/keras/{dtype}"] = keras_route(fast, xla=True)
         if "saved_model" in routes and dtype == "float32":  # bfloat16 serving: same graph
             factories[f"bit_keras/saved_model/{dtype}"] = saved_model_route(
                 ours, os.path.join(workdir, f"saved_model_{dtype}"))
-            if xla and "saved_model_xla" in routes:
-                factories[f"bit_keras_xla/saved_model/{dtype}"] = saved_model_route(
-                    fast, os.path.join(workdir, f"saved_model_xla_{dtype}"), xla=True)
         if "saved_model_folded" in routes and dtype == "float32":
             factories[f"bit_keras/saved_model_folded/{dtype}"] = saved_model_route(
                 ours, os.path.join(workdir, f"saved_model_folded_{dtype}"), True)
@@ -103,7 +88,7 @@ def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES, x
 
 
 def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
-              dtypes=("float32", "bfloat16"), routes=ROUTES, xla=False):
+              dtypes=("float32", "bfloat16"), routes=ROUTES):
     """Images/second of every route and dtype at each batch size, timed side by side.
 
     Args:
@@ -115,13 +100,12 @@ def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
         dtypes: ``"float32"`` (always measured: it is the reference) and maybe
             ``"bfloat16"`` (Keras routes only: the exported graph is the Keras one).
         routes: any of ``ROUTES``; the reference Keras model is always timed.
-        xla: also time the ``bit_keras.layers.USE_XLA`` variants (see ``build_routes``).
 
     Returns:
         (rows, parity): table rows, and each candidate's relative error against the float32
         reference on the first batch.
     """
-    factories = build_routes(arch, workdir, dtypes, routes, xla)
+    factories = build_routes(arch, workdir, dtypes, routes)
     ceilings = {d: timing.matmul(d) for d in dtypes}
     probe = np.random.default_rng(1).uniform(
         0, 1, (max(batches), resolution, resolution, 3)).astype(np.float32)
@@ -130,7 +114,7 @@ def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
         candidates = {f"matmul/{d}": ceilings[d][0] for d in dtypes}
         candidates.update({name: make(probe[:batch]) for name, make in factories.items()})
         if not parity:
-            # The first call is also the warm-up (and the XLA compilation) at this shape.
+            # The first call is also the warm-up (and the tracing) at this shape.
             outputs = {name: np.asarray(fn()) for name, fn in candidates.items()
                        if not name.startswith("matmul/")}
             parity = {name: rel_err(out, outputs["reference/keras/float32"])
@@ -151,7 +135,6 @@ def _rows(measured, batch, arch, resolution, ceilings):
     for name, m in measured.items():
         if name.startswith("matmul/"):
             continue
-        dtype = name.rsplit("/", 1)[1]
         ips = batch / m["seconds"]
         ref = measured["reference/keras/float32"]
         rows.append({

@@ -11,8 +11,7 @@ import os
 import subprocess
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 
 def _status_mb(field):
@@ -27,8 +26,7 @@ def _status_mb(field):
 
 def measure(arch, resolution, batch, batch_split=1, steps=2, dtype="float32"):
     """Runs ``steps`` fine-tuning updates here and returns peak and baseline RSS in MiB."""
-    from benchmarks import models
-    from benchmarks import training
+    from benchmarks import models, training
     model, _ = models.pair(arch, dtype, include_reference=False)
     images, labels = training.batch(arch, resolution, batch)
     step = training.train_step(model, images, labels, batch_split)

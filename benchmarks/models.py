@@ -1,7 +1,5 @@
 """The networks the benchmark times: ``bit_keras``'s BiT and the plain reference, same weights."""
 
-import contextlib
-
 import numpy as np
 
 from benchmarks import reference
@@ -62,21 +60,3 @@ def pair(arch, dtype="float32", seed=0, include_reference=True):
         reference.copy_weights(ours, ref)
     return ours, ref
 
-
-@contextlib.contextmanager
-def xla_layers(enabled):
-    """Sets ``bit_keras.layers.USE_XLA`` while tracing (it is read when a layer is traced)."""
-    from bit_keras import layers
-    old, layers.USE_XLA = layers.USE_XLA, enabled
-    try:
-        yield
-    finally:
-        layers.USE_XLA = old
-
-
-def traced_with_xla(fn, enabled=True):
-    """``fn`` run with ``xla_layers(enabled)``: its first call (the trace) sees the setting."""
-    def run():
-        with xla_layers(enabled):
-            return fn()
-    return run

@@ -48,7 +48,8 @@ def reference_bit(units=(3, 4, 6, 3), width=1, num_classes=1000, base_filters=64
 
     Example:
 
-    >>> ref = benchmarks.reference.reference_bit((1, 1, 1, 1), 1, 5, base_filters=16, groups=8)
+    >>> tiny = bit_keras.VARIANTS[bit_keras.models.variants.TINY].architecture_kwargs()
+    >>> ref = benchmarks.reference.reference_bit(num_classes=5, **tiny)
     """
     images = keras.Input((None, None, 3), name="images")
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="rescale", dtype=dtype)(images)

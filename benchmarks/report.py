@@ -1,6 +1,5 @@
 """The benchmark's outputs: a JSON file of every measurement and a plain-text table."""
 
-import json
 import os
 import platform
 
@@ -11,6 +10,7 @@ def machine():
     """What the figures were measured on: CPU model, cores, TensorFlow and Keras versions."""
     import keras
     import tensorflow as tf
+
     from benchmarks import timing
     from bit_keras import runtime
     model = platform.processor()
@@ -47,14 +47,10 @@ def table(rows):
 
 
 def write_json(path, payload):
-    """Writes ``payload`` beside ``path`` and renames it into place (never half a file)."""
+    """Writes ``payload`` as JSON to ``path`` atomically (``bit_keras.utils.atomic``)."""
+    from bit_keras.utils import atomic
     path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_json(path, payload, indent=1)
 
 
 def summary(payload):

@@ -5,8 +5,7 @@ the machine's fp32/bf16 matmul ceilings, R50x1 inference at 224 (batch 1, 8, 32)
 Keras model, the exported SavedModel (plain and with folded standardization) and TFLite,
 fine-tuning steps at 128 (batch 8 and 32, with ``batch_split``), peak memory at batch 64
 with and without ``batch_split=8``, and bfloat16-vs-float32 parity. Prints a table and
-writes every number (with each repetition's time) as JSON. ``--xla`` adds the
-``bit_keras.layers.USE_XLA`` variants (a few more minutes).
+writes every number (with each repetition's time) as JSON.
 
 TensorFlow's oneDNN CPU kernels are on, as ``import bit_keras`` sets them (the process's
 setting is in the JSON's ``machine``); run with ``TF_ENABLE_ONEDNN_OPTS=0`` to measure
@@ -15,25 +14,24 @@ TensorFlow's own kernels instead.
 
 import os
 import sys
-
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import bit_keras` does
 import tempfile
 import time
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 
+import bit_keras  # first: it turns on TensorFlow's oneDNN kernels, as for users
 from benchmarks import inference
 
 R50X1 = dict(units=(3, 4, 6, 3), width=1, base_filters=64, groups=32, num_classes=1000)
-TINY_ARCH = dict(units=(1, 1, 1, 1), width=1, base_filters=16, groups=8, num_classes=5)
+# The registered tiny variant (R14, 16 base channels, 8 groups): its spec lives in bit_keras.
+TINY_ARCH = dict(bit_keras.VARIANTS[bit_keras.models.variants.TINY].architecture_kwargs(),
+                 num_classes=5)
 
 CONFIGS = {
     "full": dict(arch=R50X1, inference_resolution=224, inference_batches=[1, 8, 32],
-                 routes=[r for r in inference.ROUTES if r != "saved_model_xla"],
+                 routes=list(inference.ROUTES),
                  train_resolution=128, train_batches=[8, 32],
-                 train_dtypes=["float32", "bfloat16"], xla=False, batch_split=8,
+                 train_dtypes=["float32", "bfloat16"], batch_split=8,
                  # bfloat16 training: batch 8 only, one timed step (10x slower without
                  # AVX512-BF16; the whole run must stay under 15 minutes).
                  other_dtype_batches=[8], other_dtype_reps=1,
@@ -42,7 +40,7 @@ CONFIGS = {
     # Every code path once, as fast as possible (the export and the step traces dominate).
     "tiny": dict(arch=TINY_ARCH, inference_resolution=32, inference_batches=[2],
                  routes=["keras", "saved_model", "tflite"], train_resolution=32,
-                 train_batches=[4], train_dtypes=["float32"], xla=False, batch_split=2,
+                 train_batches=[4], train_dtypes=["float32"], batch_split=2,
                  other_dtype_batches=None, other_dtype_reps=None,
                  memory_batch=4,
                  parity_images=8, reps=1),
@@ -51,7 +49,7 @@ SECTIONS = ("inference", "fine_tuning", "memory", "parity")
 
 
 def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTIONS,
-        workdir=None, xla=False):
+        workdir=None):
     """Runs the benchmark and writes its JSON; returns the payload.
 
     Args:
@@ -61,7 +59,6 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
         reps: timed repetitions per candidate (after one warm-up); default 3 (1 when tiny).
         sections: any of ``SECTIONS``.
         workdir: where exported models go; a temporary directory by default.
-        xla: also time inference and fine-tuning with ``bit_keras.layers.USE_XLA``.
 
     Returns:
         dict with ``machine``, ``config``, ``rows`` (the table), ``memory``, ``parity``,
@@ -78,7 +75,6 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
     config = dict(CONFIGS["tiny" if tiny else "full"])
     if reps is not None:
         config["reps"] = reps
-    config["xla"] = bool(xla)
     arch, start = config["arch"], time.time()
     payload = {"machine": report.machine(), "config": config, "rows": [], "memory": [],
                "parity": {}, "warmup": 1}
@@ -86,7 +82,7 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
         if "inference" in sections:
             rows, route_parity = inference.inference(
                 arch, config["inference_resolution"], config["inference_batches"],
-                workdir or tmp, reps=config["reps"], routes=config["routes"], xla=config["xla"])
+                workdir or tmp, reps=config["reps"], routes=config["routes"])
             payload["rows"] += rows
             payload["parity"]["routes_vs_reference_float32"] = route_parity
             _progress(payload["rows"], start)
@@ -94,7 +90,7 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
             payload["rows"] += training.fine_tuning(
                 arch, config["train_resolution"], config["train_batches"], reps=config["reps"],
                 dtypes=config["train_dtypes"], batch_split=config["batch_split"],
-                xla=config["xla"], other_dtype_batches=config["other_dtype_batches"],
+                other_dtype_batches=config["other_dtype_batches"],
                 other_dtype_reps=config["other_dtype_reps"])
             _progress(payload["rows"], start)
     if "memory" in sections:
@@ -125,7 +121,6 @@ flags.DEFINE_string("output", "benchmark_results.json", "the JSON file to write"
 flags.DEFINE_integer("reps", None, "timed repetitions per candidate (default 3; 1 with --tiny)")
 flags.DEFINE_list("sections", list(SECTIONS), f"any of {list(SECTIONS)}")
 flags.DEFINE_string("workdir", None, "where exported models go (default: a temporary dir)")
-flags.DEFINE_bool("xla", False, "also time the bit_keras.layers.USE_XLA variants")
 
 
 def main(argv):
@@ -134,7 +129,7 @@ def main(argv):
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     try:
-        run(FLAGS.tiny, FLAGS.output, FLAGS.reps, FLAGS.sections, FLAGS.workdir, FLAGS.xla)
+        run(FLAGS.tiny, FLAGS.output, FLAGS.reps, FLAGS.sections, FLAGS.workdir)
     except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -24,8 +24,7 @@ def check(payload):
     ib = 8 if 8 in batches else batches[0]
     tb = max(config["train_batches"])
     out = []
-    impls = ("bit_keras", "bit_keras_xla") if config.get("xla") else ("bit_keras",)
-    for impl in impls:
+    for impl in ("bit_keras",):
         keras32 = _row(rows, "inference", f"{impl}/keras/float32", ib)
         out += [
             _target(f"{impl}: float32 Keras inference, batch {ib}: % of fp32 matmul roofline",

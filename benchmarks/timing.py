@@ -2,7 +2,7 @@
 
 Every figure that is compared with another is measured in the same loop: one repetition of
 each candidate in turn, repeated, so that a burst of load from other processes hits all of
-them alike. Each candidate is warmed up first (tracing, XLA compilation, allocator growth);
+them alike. Each candidate is warmed up first (tracing, allocator growth);
 the reported time is the median of the repetitions. Alongside wall-clock time the process
 CPU time is recorded: ``images / (cpu seconds / cores)`` is what the figure would be on an
 idle machine if every thread stayed busy, and it moves far less under load.

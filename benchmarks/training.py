@@ -7,29 +7,25 @@ SGD with momentum, ``batch_split`` micro-batches summed in float32) so the figur
 
 import numpy as np
 
-from benchmarks import flops
-from benchmarks import models
-from benchmarks import timing
+from benchmarks import flops, models, timing
 
 # Forward + backward is about 3x the forward multiply-adds (two matmuls per weight gradient
 # and input gradient), the usual convention.
 TRAIN_FLOPS_FACTOR = 3
 
 
-def train_step(model, images, labels, batch_split=1, xla=False):
-    """A zero-argument callable running one SGD-momentum update of ``model`` on one batch.
-
-    ``xla`` sets ``bit_keras.layers.USE_XLA`` while the step traces (its first call).
-    """
+def train_step(model, images, labels, batch_split=1):
+    """A zero-argument callable running one SGD-momentum update of ``model`` on one batch."""
     import keras
     import tensorflow as tf
+
     from bit_keras import training
     strategy = tf.distribute.get_strategy()
     optimizer = keras.optimizers.SGD(0.003, momentum=0.9)
     step = training.make_train_step(model, optimizer, strategy, global_batch=len(images),
                                     loss="softmax", batch_split=batch_split)
     data = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
-    return models.traced_with_xla(lambda: step(data), xla)
+    return lambda: step(data)
 
 
 def batch(arch, resolution, size, seed=0):
@@ -41,7 +37,7 @@ def batch(arch, resolution, size, seed=0):
 
 
 def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", "bfloat16"),
-                batch_split=None, xla=False, other_dtype_batches=None, other_dtype_reps=None):
+                batch_split=None, other_dtype_batches=None, other_dtype_reps=None):
     """Images/second of one training step, ours vs the reference, for each batch size.
 
     Args:
@@ -51,7 +47,6 @@ def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", 
         reps, warmup: timed and untimed steps per candidate.
         dtypes: ``"float32"`` and/or ``"bfloat16"``.
         batch_split: also time ``bit_keras`` with this many micro-batches.
-        xla: also time the step with ``bit_keras.layers.USE_XLA``.
         other_dtype_batches: the batch sizes at which dtypes other than float32 are timed
             (default: all). On a CPU without bfloat16 arithmetic a bfloat16 step is ~10x
             slower than float32, and the full run has a time budget.
@@ -78,9 +73,6 @@ def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", 
             if ref is not None:
                 group[f"reference/step/{dtype}"] = train_step(ref, images, labels)
             group[f"bit_keras/step/{dtype}"] = train_step(ours, images, labels)
-            if xla:
-                group[f"bit_keras_xla/step/{dtype}"] = train_step(
-                    ours, images, labels, xla=True)
             if batch_split and size % batch_split == 0 and size > batch_split and dtype == "float32":
                 group[f"bit_keras/step_split{batch_split}/{dtype}"] = train_step(
                     ours, images, labels, batch_split)

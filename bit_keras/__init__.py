@@ -28,27 +28,45 @@ if _keras.backend.backend() != "tensorflow":
         "~/.keras/keras.json) before importing keras.")
 
 from bit_keras import layers  # noqa: E402
-from bit_keras.checkpoint import load_weights, official_weights, save_npz  # noqa: E402
-from bit_keras.checkpoint_io import CheckpointError, read_checkpoint  # noqa: E402
-from bit_keras.model import feature_extractor, resnet_v2  # noqa: E402
-from bit_keras.variants import VARIANTS, Variant, get_variant  # noqa: E402
-from bit_keras.zoo import build, load  # noqa: E402
+from bit_keras.checkpoints import (  # noqa: E402
+    CheckpointError,
+    load_weights,
+    official_weights,
+    read_checkpoint,
+    save_npz,
+)
+from bit_keras.models import (  # noqa: E402
+    VARIANTS,
+    BiTModel,
+    Variant,
+    build,
+    feature_extractor,
+    get_variant,
+    load,
+    resnet_v2,
+)
 
 __version__ = "0.1.0"
+__all__ = ["VARIANTS", "BiTModel", "CheckpointError", "Variant", "build", "feature_extractor",
+           "get_variant", "layers", "load", "load_weights", "official_weights", "read_checkpoint",
+           "resnet_v2", "save_npz"]
 
-# Heavier parts load on first use: "attribute": "module:name". Each feature adds its line.
+# Heavier parts load on first use: "attribute": "module:name" (an empty name: the module).
 _LAZY = {
-    "data": "bit_keras.data:",  # an empty name: the module itself
+    "data": "bit_keras.data:",
+    "datasets": "bit_keras.datasets:",
+    "demo": "bit_keras.demo:",
     "export": "bit_keras.exporter:export",
     "export_tflite": "bit_keras.exporter:export_tflite",
     "publish": "bit_keras.exporter:publish",
     "fold_standardization": "bit_keras.exporter.fold:fold_standardization",
     "SavedModelLayer": "bit_keras.exporter:SavedModelLayer",
-    "fine_tune": "bit_keras.finetuning:fine_tune",
-    "hyperrule": "bit_keras.hyperrule:",
+    "fine_tune": "bit_keras.training.finetuning:fine_tune",
+    "hyperrule": "bit_keras.training.hyperrule:",
     "training": "bit_keras.training:",
+    "fewshot": "bit_keras.fewshot:",
     "few_shot": "bit_keras.fewshot:evaluate",
-    "pretrain": "bit_keras.pretraining:pretrain",
+    "pretrain": "bit_keras.training.pretraining:pretrain",
     "runtime": "bit_keras.runtime:",
 }
 

@@ -1,7 +1,7 @@
 """Facts about the TensorFlow runtime that decide how fast a BiT runs here.
 
 ``import bit_keras`` before TensorFlow turns on TensorFlow's oneDNN CPU kernels (see
-``bit_keras/__init__.py`` and the README's "Performance" section); these helpers tell
+``bit_keras/__init__.py`` and docs/performance.md); these helpers tell
 whether that took effect, so long jobs can say so once instead of silently running slower.
 """
 
@@ -47,7 +47,7 @@ def log_cpu_speed_hint(precision="float32"):
 
     Two cases: oneDNN off (convolution gradients 2-4x slower), and bfloat16 training on a
     CPU without bfloat16 arithmetic, which oneDNN emulates about ten times slower than
-    float32 (measured for R50x1 on an AVX2 EPYC: README, "Performance").
+    float32 (measured for R50x1 on an AVX2 EPYC: docs/performance.md).
     """
     import tensorflow as tf
     if tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"):
@@ -62,4 +62,4 @@ def log_cpu_speed_hint(precision="float32"):
         logging.warning(
             "TensorFlow's oneDNN CPU kernels are off in this process, so convolution "
             "gradients run 2-4x slower on this CPU. Import bit_keras before tensorflow, or "
-            "set TF_ENABLE_ONEDNN_OPTS=1 before starting Python (README, 'Performance').")
+            "set TF_ENABLE_ONEDNN_OPTS=1 before starting Python (docs/performance.md).")

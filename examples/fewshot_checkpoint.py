@@ -24,8 +24,9 @@ def main(_):
     name, weights, train, test, size, shots = (FLAGS.model, FLAGS.weights, FLAGS.dataset,
                                                FLAGS.dataset, FLAGS.image_size, (1, 5, 10, 25))
     if FLAGS.tiny:
-        import bit_keras.datasets as synthetic
         from _tiny_data import write_tiny_checkpoint
+
+        import bit_keras.datasets as synthetic
         name, weights = "R14x1", write_tiny_checkpoint(os.path.join(tempfile.mkdtemp(), "r14.npz"))
         train = synthetic.generate("downstream", "train", 5, image_size=32)
         test = synthetic.generate("downstream", "test", 2, image_size=32)

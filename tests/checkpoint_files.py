@@ -3,7 +3,7 @@
 import h5py
 import numpy as np
 
-from bit_keras import checkpoint_keys
+from bit_keras.checkpoints import keys as checkpoint_keys
 
 
 def write_bit_tf2_h5(weights, path):

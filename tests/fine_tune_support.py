@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from conftest import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,14 +54,14 @@ def write_tiny_model(path, seed=0):
 
 
 def cli_args(**options):
-    """``--key=value`` flags for ``python -m bit_keras.fine_tune``."""
+    """``--key=value`` flags for ``python -m bit_keras fine_tune``."""
     return [f"--{k}={v}" for k, v in options.items()]
 
 
 def cli(args, **popen):
-    """Starts ``python -m bit_keras.fine_tune`` with ``args``; returns the Popen."""
+    """Starts ``python -m bit_keras fine_tune`` with ``args``; returns the Popen."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
-    return subprocess.Popen([sys.executable, "-m", "bit_keras.fine_tune", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "bit_keras", "fine_tune", *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **popen)
 

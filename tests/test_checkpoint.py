@@ -3,13 +3,13 @@
 import os
 
 import numpy as np
-import pytest
-
-import bit_keras
 import numpy_bit
-from bit_keras import CheckpointError
+import pytest
 from checkpoint_files import timm_state_dict, write_bit_tf2_h5, write_timm_safetensors
 from conftest import TINY
+
+import bit_keras
+from bit_keras import CheckpointError
 
 
 def tiny(num_classes=5, **kw):

@@ -353,7 +353,7 @@ def test_train_stream_resumes_exactly(augment, mixup):
         np.testing.assert_array_equal(x, x2)
         np.testing.assert_array_equal(y, y2)
     assert full[0][0].shape == (3, 8, 8, 3) and full[0][1].shape == (3, 3)
-    assert all(0 <= x.min() and x.max() <= 1 for x, _ in full)
+    assert all(x.min() >= 0 and x.max() <= 1 for x, _ in full)
     other = _take(bd.train_dataset(source, 3, **dict(kw, seed=6)), 6)
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(full, other))
 
@@ -456,8 +456,8 @@ def test_inception_crop_boxes_obey_area_and_aspect_ranges():
             height = (np.ptp(crop[..., 1]) * 63 + 1) / 64
             areas.append(width * height)
             aspects.append(width / height)
-    assert 0.04 < min(areas) and max(areas) <= 1.0 + 1e-6 and np.ptp(areas) > 0.3
-    assert 0.7 < min(aspects) and max(aspects) < 1.43
+    assert min(areas) > 0.04 and max(areas) <= 1.0 + 1e-6 and np.ptp(areas) > 0.3
+    assert min(aspects) > 0.7 and max(aspects) < 1.43
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -44,9 +44,10 @@ def _huge_png_header():
     return bytes(data)
 
 
-import bit_keras  # noqa: E402
 from conftest import TINY  # noqa: E402
 from numpy_bit import random_weights  # noqa: E402
+
+import bit_keras  # noqa: E402
 
 NUM_CLASSES = len(LABELS)
 

@@ -13,11 +13,11 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY
 
 import bit_keras
 from bit_keras.exporter import fold
 from bit_keras.exporter import module as bit_module
-from conftest import TINY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,6 +48,7 @@ def _tree(path):
     (dict(version="1"), "Received: version='1'"),
     (dict(image_size=0), "image_size must be a positive int or None. Received: image_size=0"),
     (dict(top_k=0), "top_k must be a positive int. Received: top_k=0"),
+    (dict(top_k=True), "top_k must be a positive int. Received: top_k=True"),
     (dict(label_scores="relu"), "label_scores must be one of ['softmax', 'sigmoid']"),
     (dict(labels="x.txt"), "labels is only for kind='classifier'"),
 ])

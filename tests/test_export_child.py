@@ -17,10 +17,10 @@ import numpy as np  # noqa: E402
 
 
 def main(job_path):
+    import keras
     import tensorflow as tf
     import tensorflow_hub as hub
     import tf_keras
-    import keras
 
     with open(job_path) as f:
         job = json.load(f)

@@ -5,9 +5,9 @@ import sys
 
 import numpy as np
 import pytest
+from test_export import _run_tflite
 
 import bit_keras
-from test_export import _run_tflite
 
 SLOW_CHILD = """
 import sys; sys.modules["bit_keras"] = None

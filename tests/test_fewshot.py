@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import TINY
 
 import bit_keras
 from bit_keras import fewshot
-from bit_keras import linear_probe
+from bit_keras.fewshot import linear_probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -176,7 +175,7 @@ def test_command_line_on_a_saved_model_and_the_synthetic_dataset(exported, tmp_p
     out = tmp_path / "fewshot.json"
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
-        [sys.executable, "-m", "bit_keras.fewshot", "--saved_model", path,
+        [sys.executable, "-m", "bit_keras", "fewshot", "--saved_model", path,
          "--dataset", "bit_synthetic/tiny_downstream", "--data_dir", str(tmp_path / "tfds"),
          "--shots", "1,2", "--seeds", "2", "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -187,13 +186,14 @@ def test_command_line_on_a_saved_model_and_the_synthetic_dataset(exported, tmp_p
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--saved_model", "x", "--model", "R50x1"], "error: give exactly one of model="),
-    (["--saved_model", "x", "--shots", "1,a"], "error: --shots must be comma-separated ints"),
-    (["--saved_model", "/nonexistent/fv"], "error: "),
+    (["--saved_model", "x", "--model", "R50x1"], "fewshot: error: give exactly one of model="),
+    (["--saved_model", "x", "--shots", "1,a"], "fewshot: error: --shots must be comma-separated ints"),
+    (["--saved_model", "/nonexistent/fv"], "fewshot: error: "),
 ])
 def test_command_line_errors_are_one_line(argv, message, capsys):
     from absl import flags
-    from bit_keras import fewshot_cli
+
+    from bit_keras.cli import run_fewshot as fewshot_cli
     fv = flags.FlagValues()
     fewshot_cli.define_flags(fv)
     fv(["fewshot", *argv])

@@ -4,14 +4,15 @@ import json
 import signal
 import time
 
+import fine_tune_support as support
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import bit_keras
-import fine_tune_support as support
-from bit_keras import finetuning
 from bit_keras import training
+from bit_keras.cli import run_fine_tune
+from bit_keras.training import finetuning
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,7 @@ def test_batch_split_standardizes_the_kernels_once_per_step(monkeypatch):
     # Weight standardization depends on the weights only: with micro-batches it runs once,
     # before the tf.while_loop over them, not in the loop body (once per micro-batch).
     import keras
+
     from bit_keras import layers
     graphs = []
     original = layers.StandardizedConv2D.standardized_kernel
@@ -228,7 +230,7 @@ def test_resuming_with_other_settings_is_an_error(api_run, workdir):
 def _flags(*argv):
     from absl import flags
     fv = flags.FlagValues()
-    finetuning.define_flags(fv)
+    run_fine_tune.define_flags(fv)
     fv(["fine_tune", *argv])
     return fv
 
@@ -236,7 +238,7 @@ def _flags(*argv):
 def test_cli_flag_errors_name_the_flag():
     from absl import flags
     with pytest.raises(ValueError, match=r"--dataset is required. Received: --dataset=None"):
-        finetuning.run_from_flags(_flags("--name=x", "--logdir=/tmp"))
+        run_fine_tune.run_from_flags(_flags("--name=x", "--logdir=/tmp"))
     with pytest.raises(flags.IllegalFlagValueError,
                        match=r"flag --precision=float8: value should be one of <float32|bfloat16|float16>"):
         _flags("--precision=float8")

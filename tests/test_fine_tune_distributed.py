@@ -7,10 +7,9 @@ work per replica), and MultiWorkerMirroredStrategy with 2 worker processes on lo
 import json
 import socket
 
+import fine_tune_support as support
 import numpy as np
 import pytest
-
-import fine_tune_support as support
 
 SETTINGS = {**support.RUN, "steps": 8, "eval_every": 8, "checkpoint_every": 4}
 

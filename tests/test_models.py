@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import bit_keras
-from bit_keras import layers, variants
+from bit_keras import layers
+from bit_keras.models import variants
 
 # Exact counts, without a head. With a 1000-way head they equal timm's resnetv2_*_bit
 # figures (25.55M, 217.32M, 44.54M, 387.93M, 236.34M, 936.53M).
@@ -95,3 +96,51 @@ def test_mixed_bfloat16_keeps_head_float32(images):
 def test_bad_units():
     with pytest.raises(ValueError, match=r"units must be four positive ints. Received: units=\(3, 4, 6\)"):
         bit_keras.resnet_v2((3, 4, 6), 1, num_classes=3)
+
+
+def test_the_model_carries_its_spec_through_config_and_keras_files(tmp_path):
+    model = bit_keras.build(variants.TINY, num_classes=3)
+    assert isinstance(model, bit_keras.BiTModel)
+    assert (model.units, model.width, model.base_filters, model.groups) == ((1, 1, 1, 1), 1, 16, 8)
+    assert (model.num_classes, model.include_top, model.variant) == (3, True, "R14x1-tiny")
+    assert model.architecture == "R14x1" and model.feature_size == 512
+    again = bit_keras.BiTModel.from_config(model.get_config())
+    assert again.spec() == model.spec() and again.count_params() == model.count_params()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, bit_keras.BiTModel) and loaded.spec() == model.spec()
+    features = bit_keras.resnet_v2((2, 1, 1, 1), 2, include_top=False, base_filters=16, groups=8)
+    assert (features.num_classes, features.include_top, features.architecture) == (None, False, "R17x2")
+
+
+def test_tiny_variants_are_registered_like_real_ones():
+    tiny = bit_keras.get_variant(variants.TINY)
+    assert tiny.weights_url is None and tiny.num_classes is None
+    assert tiny.architecture_kwargs() == dict(units=(1, 1, 1, 1), width=1, base_filters=16, groups=8)
+    with pytest.raises(ValueError, match="num_classes is required for the headless variant 'R14x1-tiny'"):
+        bit_keras.build(variants.TINY)
+
+
+def test_a_new_head_keeps_the_spec_and_shares_the_backbone():
+    from bit_keras import training
+    model = bit_keras.build(variants.TINY, num_classes=3)
+    tuned = training.with_head(model, 7)
+    assert isinstance(tuned, bit_keras.BiTModel) and tuned.num_classes == 7
+    assert tuned.units == model.units and tuned.variant == model.variant
+    assert tuned.get_layer("block4_unit01_c_conv") is model.get_layer("block4_unit01_c_conv")
+
+
+def test_the_hyperrule_reads_the_architecture_not_the_name():
+    from bit_keras.training import finetuning
+    model = bit_keras.resnet_v2((3, 8, 36, 3), 4, num_classes=2, name="my_model")
+    assert finetuning._architecture(model) == "R152x4"  # the paper's 512/480 rule applies
+    assert bit_keras.hyperrule.resolution(224 * 224, "paper", model.architecture) == (512, 480)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("R50x0", r"width must be a positive int. Received: width=0"),
+    ("R77x1", r"Unknown BiT model name: 'R77x1'"),
+])
+def test_bad_architecture_names_name_the_argument(name, message):
+    with pytest.raises(ValueError, match=message):
+        bit_keras.build(name, num_classes=2)

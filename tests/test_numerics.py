@@ -1,11 +1,11 @@
 """Parity of the BiT layers and whole networks with an independent float64 NumPy reference."""
 
 import numpy as np
+import numpy_bit
 import pytest
 import tensorflow as tf
 
 import bit_keras
-import numpy_bit
 from bit_keras import layers
 
 
@@ -24,6 +24,47 @@ def test_standardized_conv_matches_numpy():
     assert rel_err(np.asarray(conv(x)), want) < 1e-5
     # The stored variable stays the raw kernel.
     np.testing.assert_array_equal(conv.kernel.numpy(), kernel)
+
+
+def test_standardized_conv_keeps_keras_call_channels_first_with_bias():
+    # The standardization goes through Conv2D.convolution_op, so Keras' own call adds the
+    # bias in the data format's layout (a copied call dropped the channels_first reshape).
+    rng = np.random.default_rng(1)
+    # NCHW: 5 channels, 7 x 9. (An output width equal to the filter count would hit a Keras
+    # 3.15 bug: ops.add then takes the bias for an NHWC one, whatever the data format.)
+    x = rng.normal(size=(2, 5, 7, 9)).astype(np.float32)
+    conv = layers.StandardizedConv2D(4, 3, use_bias=True, data_format="channels_first",
+                                     activation="relu")
+    conv.build(x.shape)
+    kernel = rng.normal(0.5, 2.0, (3, 3, 5, 4)).astype(np.float32)
+    bias = rng.normal(0, 1, 4).astype(np.float32)
+    conv.kernel.assign(kernel)
+    conv.bias.assign(bias)
+    nhwc = np.transpose(x, (0, 2, 3, 1)).astype(np.float64)
+    want = numpy_bit.relu(numpy_bit.conv(nhwc, numpy_bit.standardize(kernel)) + bias)
+    # TensorFlow's own CPU kernels have no NCHW convolution (oneDNN's and XLA's do).
+    got = np.transpose(np.asarray(tf.function(conv, jit_compile=True)(x)), (0, 2, 3, 1))
+    assert got.shape == want.shape == (2, 5, 7, 4)
+    assert rel_err(got, want) < 1e-5
+
+
+def test_group_norm_without_the_hand_written_gradient_has_the_same_gradients():
+    # Exports trace GroupNorm with hand_written_gradient=False (plain ops in the artefact).
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(0.3, 1.5, (2, 4, 4, 16)), tf.float32)
+    weights = tf.constant(rng.normal(0, 1, (2, 4, 4, 16)), tf.float32)
+    grads = []
+    for hand_written in (True, False):
+        gn = layers.GroupNormalization(4, activation="relu", hand_written_gradient=hand_written)
+        gn.build(x.shape)
+        gn.gamma.assign(np.linspace(0.5, 1.5, 16, dtype=np.float32))
+        gn.beta.assign(np.linspace(-0.3, 0.3, 16, dtype=np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = tf.reduce_sum(gn(x) * weights)
+        grads.append([np.asarray(g) for g in tape.gradient(value, [x, gn.gamma, gn.beta])])
+    for a, b in zip(*grads):
+        assert rel_err(b, a) < 1e-5
 
 
 def test_given_standardized_kernels_replace_the_standardization_in_this_thread_only():

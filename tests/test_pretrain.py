@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 import pytest
-
-import bit_keras
-from bit_keras import pretraining
 from conftest import TINY
 from fine_tune_support import python
+
+import bit_keras
+from bit_keras.training import pretraining
 
 
 @pytest.mark.parametrize("recipe,examples,epochs,decays", [
@@ -158,7 +158,7 @@ def test_command_line_pretrains_and_reports(tmp_path):
     from fine_tune_support import write_task
     write_task(str(tmp_path / "data"), train_per_class=4, test_per_class=2)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    base = [sys.executable, "-m", "bit_keras.pretrain", f"--logdir={tmp_path}", "--name=up",
+    base = [sys.executable, "-m", "bit_keras", "pretrain", f"--logdir={tmp_path}", "--name=up",
             f"--dataset={tmp_path / 'data' / 'train'}", "--model=R14x1", "--batch=4",
             "--steps=2", "--crop=32"]
     ok = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300)
@@ -167,7 +167,7 @@ def test_command_line_pretrains_and_reports(tmp_path):
     assert summary["step"] == 2 and summary["weights"].endswith("up/weights.npz")
     bad = subprocess.run(base + ["--recipe=bit-x"], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode != 0 and "bit-x" in bad.stderr
-    missing = subprocess.run(base[:3] + ["--dataset=/nowhere/at/all"], capture_output=True,
+    missing = subprocess.run(base[:4] + ["--dataset=/nowhere/at/all"], capture_output=True,
                              text=True, env=env, timeout=300)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines()[-1].startswith("pretrain: error:")

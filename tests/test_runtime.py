@@ -43,6 +43,7 @@ def test_hint_when_tensorflow_came_first(caplog):
     ("bfloat16", False, True), ("bfloat16", True, False), ("float32", False, False)])
 def test_bfloat16_training_on_a_cpu_without_it_is_flagged(caplog, precision, has_bf16, warned):
     import unittest.mock
+
     from bit_keras import runtime
     with unittest.mock.patch.object(runtime, "onednn_enabled", return_value=True), \
             unittest.mock.patch.object(runtime, "cpu_has_bfloat16", return_value=has_bf16), \

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import bit_keras
-from bit_keras import CheckpointError, weights_cache
+from bit_keras import CheckpointError
+from bit_keras.checkpoints import cache as weights_cache
 
 
 def test_bit_l_has_no_weights():

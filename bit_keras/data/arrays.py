@@ -118,7 +118,7 @@ def _rgb(image, i):
             raise ValueError("float images must lie in [0, 1] (uint8 images in 0..255). "
                              f"Received: image {i} with values in [{image.min()}, {image.max()}]")
         image = image.astype(np.float32)
-    elif np.issubdtype(image.dtype, np.integer) and not image.dtype == np.bool_:
+    elif np.issubdtype(image.dtype, np.integer) and image.dtype != np.bool_:
         if image.min() < 0 or image.max() > 255:
             raise ValueError("integer images must lie in 0..255. Received: image "
                              f"{i} with values in [{image.min()}, {image.max()}]")

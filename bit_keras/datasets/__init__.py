@@ -11,8 +11,15 @@ Example:
 """
 
 from bit_keras.datasets.builder import BitSynthetic, BitSyntheticConfig
-from bit_keras.datasets.synthetic import (CLASSES, GROUPS, SPLITS, class_names, factors,
-                                          generate, render)
+from bit_keras.datasets.synthetic import (
+                                          CLASSES,
+                                          GROUPS,
+                                          SPLITS,
+                                          class_names,
+                                          factors,
+                                          generate,
+                                          render,
+)
 
 __all__ = ["BitSynthetic", "BitSyntheticConfig", "CLASSES", "GROUPS", "SPLITS", "class_names",
            "factors", "generate", "render"]

@@ -9,8 +9,7 @@ import dataclasses
 import tensorflow_datasets as tfds
 from etils import epath
 
-from bit_keras.datasets import drawing
-from bit_keras.datasets import synthetic
+from bit_keras.datasets import drawing, synthetic
 
 _DESCRIPTION = """\
 Procedurally drawn objects for transfer learning. A class is a (colour, texture, shape)

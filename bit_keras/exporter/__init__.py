@@ -4,7 +4,7 @@ Public entry points (also at the top level of ``bit_keras``): ``export``,
 ``export_tflite``, ``publish`` and ``SavedModelLayer``.
 """
 
-from bit_keras.exporter.publish import publish
+from bit_keras.exporter.hub_archive import publish
 from bit_keras.exporter.saved_model import export
 from bit_keras.exporter.saved_model_layer import SavedModelLayer
 from bit_keras.exporter.tflite import export_tflite

@@ -4,10 +4,8 @@ The TF Hub Reusable SavedModel API asks for ``__call__(images, training=False)``
 ``variables``, ``trainable_variables`` and ``regularization_losses``. A ``tf.Module`` keeps
 ``variables``/``trainable_variables`` as properties, which a SavedModel does not save (the
 reloaded object then has none, and ``hub.KerasLayer(..., trainable=True)`` silently trains
-nothing; DESIGN.md). Here they are plain list attributes, which are saved and restored.
+nothing; docs/design.md). Here they are plain list attributes, which are saved and restored.
 """
-
-import contextlib
 
 import keras
 import tensorflow as tf
@@ -115,23 +113,24 @@ class BitModule(tf.Module):
         return {name: getattr(self, name) for name in self._signature_names}
 
 
-@contextlib.contextmanager
-def portable_tracing():
-    """Traces the layers with plain TensorFlow ops while an artefact is written.
+def portable_copy(net):
+    """``net`` with every GroupNorm differentiated through its forward ops; other layers shared.
 
-    ``bit_keras.layers`` may run its arithmetic as ``jit_compile`` functions
-    (``bit_keras.layers.USE_XLA``). A SavedModel or TFLite file must run where XLA may not
-    (TF Serving builds, TFLite, other machines), so exports are traced with plain ops. The
-    GroupNorm's hand-written gradient (``HAND_WRITTEN_GRADIENTS``) is left out too: saving
-    it doubles the time to save and to load, and a reloaded model gets the same gradients
-    by differentiating the forward ops.
+    An artefact (SavedModel, TFLite) must hold plain TensorFlow ops. GroupNorm's hand-written
+    gradient is left out of it: saving it doubles the time to save and to load, and a
+    reloaded model gets the same gradients by differentiating the forward ops. The copy
+    shares every other layer (and so every kernel) with ``net``.
     """
-    names = ("USE_XLA", "HAND_WRITTEN_GRADIENTS")
-    previous = {name: getattr(bit_layers, name) for name in names}
-    for name in names:
-        setattr(bit_layers, name, False)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            setattr(bit_layers, name, value)
+    norms = {}
+
+    def clone(layer):
+        if isinstance(layer, bit_layers.GroupNormalization) and layer.hand_written_gradient:
+            norms[layer.name] = layer
+            config = {**layer.get_config(), "hand_written_gradient": False}
+            return bit_layers.GroupNormalization.from_config(config)
+        return layer
+
+    copy = keras.models.clone_model(net, clone_function=clone)
+    for name, layer in norms.items():
+        copy.get_layer(name).set_weights(layer.get_weights())
+    return copy

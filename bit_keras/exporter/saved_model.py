@@ -6,11 +6,12 @@ import tempfile
 
 import tensorflow as tf
 
-from bit_keras import variants
-from bit_keras.exporter import atomic
 from bit_keras.exporter import fold
 from bit_keras.exporter import module as bit_module
 from bit_keras.exporter import signatures as sigs
+from bit_keras.models import network as bit_model
+from bit_keras.models import variants
+from bit_keras.utils import atomic, checks
 
 METADATA_PATH = os.path.join("assets.extra", "bit_keras_export.json")
 LABEL_SCORES = ("softmax", "sigmoid")
@@ -18,25 +19,25 @@ LABEL_SCORES = ("softmax", "sigmoid")
 DEFAULT_IMAGE_SIZE = 224
 
 
+def _variant(model):
+    """The ``Variant`` a ``BiTModel`` was built as, or None."""
+    spec = bit_model.spec_of(model)
+    return variants.VARIANTS.get(spec["variant"]) if spec and spec["variant"] else None
+
+
 def _default_image_size(model):
-    variant = variants.VARIANTS.get(model.name)
+    variant = _variant(model)
     return variant.resolution if variant else DEFAULT_IMAGE_SIZE
 
 
 def _check_args(kind, version, image_size, top_k, label_scores):
-    if kind not in bit_module.KINDS:
-        raise ValueError(f"kind must be one of {list(bit_module.KINDS)}. Received: kind={kind!r}")
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool)
-                                or version < 0):
-        raise ValueError("version must be None or a non-negative int (TF Serving's numeric "
-                         f"version directory). Received: version={version!r}")
-    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
-        raise ValueError(f"image_size must be a positive int or None. Received: image_size={image_size!r}")
-    if not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int. Received: top_k={top_k!r}")
-    if label_scores not in LABEL_SCORES:
-        raise ValueError(f"label_scores must be one of {list(LABEL_SCORES)}. "
-                         f"Received: label_scores={label_scores!r}")
+    checks.one_of(kind, "kind", bit_module.KINDS)
+    checks.non_negative_int(version, "version", allow_none=True,
+                            accepted="None or a non-negative int (TF Serving's numeric version "
+                                     "directory)")
+    checks.positive_int(image_size, "image_size", allow_none=True)
+    checks.positive_int(top_k, "top_k")
+    checks.one_of(label_scores, "label_scores", LABEL_SCORES)
 
 
 def export(model, export_dir, kind="feature_vector", labels=None, version=None, overwrite=False,
@@ -50,7 +51,7 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
     [0, 1] -> ``feature_vector`` or ``logits``), ``image_bytes`` (a batch of JPEG/PNG
     strings, resized to ``image_size``) and, with ``labels``, ``labels`` plus the outputs
     ``top_labels``, ``top_scores`` and ``top_indices``. Written beside the target and
-    renamed into place at the end (DESIGN.md "Exported SavedModels").
+    renamed into place at the end (``docs/design.md``, "Exported SavedModels").
 
     Args:
         model: a BiT ``keras.Model`` from ``bit_keras.build``/``load``/``resnet_v2``.
@@ -96,7 +97,8 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
     atomic.check_target(os.path.abspath(target), overwrite)
     if fold_standardization:
         net = fold.fold_standardization(net)
-    with atomic.atomic_directory(target, overwrite) as tmp, bit_module.portable_tracing(), \
+    net = bit_module.portable_copy(net)
+    with atomic.atomic_directory(target, overwrite) as tmp, \
             tempfile.TemporaryDirectory(prefix="bit_keras_labels_") as labels_dir:
         labels_path = None
         if labels_names is not None:
@@ -124,13 +126,14 @@ def _metadata(model, net, kind, image_size, labels_names, top_k, label_scores, f
         k = min(top_k, output_size)
         outputs.update(top_labels=["string", [None, k]], top_scores=["float32", [None, k]],
                        top_indices=["int32", [None, k]])
-    variant = variants.VARIANTS.get(model.name)
+    variant = _variant(model)
+    spec = bit_model.spec_of(model)
     return {
         "name": model.name, "kind": kind, "output_size": output_size,
         "image_size": image_size, "fold_standardization": folded,
         "num_parameters": int(sum(v.numpy().size for v in net.weights)),
         "upstream": variant.upstream if variant else None,
-        "architecture": variant.architecture if variant else None,
+        "architecture": model.architecture if spec else None,
         "labels": len(labels_names) if labels_names else 0,
         "label_scores": label_scores if labels_names else None,
         "signatures": {

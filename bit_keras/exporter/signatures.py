@@ -1,4 +1,4 @@
-"""The serving signatures of an exported BiT SavedModel (DESIGN.md "Exported SavedModels").
+"""The serving signatures of an exported BiT SavedModel (docs/design.md, "Exported SavedModels").
 
 ``serving_default`` takes float32 images in [0, 1]; ``image_bytes`` takes a batch of encoded
 JPEG/PNG files, checks each one before decoding it (format, size) and resizes it to the

@@ -3,7 +3,7 @@
 Converted from a SavedModel written by ``keras.export.ExportArchive``. On TF 2.21 /
 Keras 3.15 two other routes convert silently wrong (a hand-rolled trackable root around a
 Keras 3 model, and ``from_concrete_functions``): both give a tiny file that outputs NaN
-(DESIGN.md "Exported SavedModels"). Tests compare every TFLite output with Keras.
+(``docs/design.md``, "Exported SavedModels"). Tests compare every TFLite output with Keras.
 """
 
 import os
@@ -12,8 +12,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from bit_keras.exporter import atomic
 from bit_keras.exporter import module as bit_module
+from bit_keras.utils import atomic, checks
 
 QUANTIZE = (None, "dynamic_int8")
 
@@ -41,13 +41,11 @@ def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=F
     >>> model = bit_keras.load("BiT-M-R50x1", weights="BiT-M-R50x1.npz")
     >>> bit_keras.export_tflite(model, "bit_m_r50x1_fv.tflite", kind="feature_vector")
     """
-    if quantize not in QUANTIZE:
-        raise ValueError(f"quantize must be one of {list(QUANTIZE)}. Received: quantize={quantize!r}")
-    net = bit_module.select_model(model, kind)
+    checks.one_of(quantize, "quantize", QUANTIZE)
+    net = bit_module.portable_copy(bit_module.select_model(model, kind))
     path = os.fspath(path)
     atomic.check_target(os.path.abspath(path), overwrite)
-    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved, \
-            bit_module.portable_tracing():
+    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved:
         archive = keras.export.ExportArchive()
         archive.track(net)
         archive.add_endpoint(

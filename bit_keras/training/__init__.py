@@ -11,7 +11,6 @@ Example:
 ...                                   global_batch=512, strategy=strategy, run_dir="runs/a")
 """
 
-from bit_keras.training import cli
 from bit_keras.training.checkpointing import CHECKPOINT_DIR, Checkpointer
 from bit_keras.training.loop import TrainResult, check_settings, train
 from bit_keras.training.model_setup import PRECISIONS, freeze_blocks, replica, with_head
@@ -19,6 +18,6 @@ from bit_keras.training.reporting import METRICS_FILE, read_metrics
 from bit_keras.training.step import LOSSES, make_eval_step, make_train_step
 from bit_keras.training.strategy import STRATEGIES, make_strategy, resolve_strategy
 
-__all__ = ["CHECKPOINT_DIR", "cli", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS", "STRATEGIES",
+__all__ = ["CHECKPOINT_DIR", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS", "STRATEGIES",
            "TrainResult", "check_settings", "freeze_blocks", "make_eval_step", "make_strategy",
            "make_train_step", "read_metrics", "replica", "resolve_strategy", "train", "with_head"]

@@ -13,11 +13,10 @@ import tensorflow as tf
 from absl import logging
 
 from bit_keras import runtime
-from bit_keras.training import checkpointing
-from bit_keras.training import model_setup
-from bit_keras.training import reporting
+from bit_keras.training import checkpointing, model_setup, reporting
 from bit_keras.training import step as steps_lib
 from bit_keras.training import strategy as strategies
+from bit_keras.utils import checks
 
 
 @dataclasses.dataclass
@@ -40,19 +39,10 @@ class TrainResult:
     run_dir: str | None
 
 
-def check_positive(value, name, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        accepted = "a positive int or None" if allow_none else "a positive int"
-        raise ValueError(f"{name} must be {accepted}. Received: {name}={value!r}")
-    return value
-
-
 def check_settings(global_batch, batch_split, precision, strategy):
     """Raises a ValueError naming the setting when batch, batch_split or precision is wrong."""
-    check_positive(global_batch, "batch")
-    check_positive(batch_split, "batch_split")
+    checks.positive_int(global_batch, "batch")
+    checks.positive_int(batch_split, "batch_split")
     model_setup.check_precision(precision)
     replicas = strategy.num_replicas_in_sync
     if global_batch % (replicas * batch_split):
@@ -94,7 +84,7 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
     >>> result = bit_keras.training.train(model, lambda ctx, start: ds.skip(start), 500,
     ...                                   0.003, global_batch=64)
     """
-    steps = check_positive(steps, "steps")
+    steps = checks.positive_int(steps, "steps")
     steps_lib.check_loss(loss)
     strategy = strategies.resolve_strategy(strategy)
     check_settings(global_batch, batch_split, precision, strategy)

@@ -3,6 +3,8 @@
 import keras
 from absl import logging
 
+from bit_keras.models import network as bit_model
+
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # Layers that compute in float32 whatever the policy: the logits and the features output.
 FLOAT32_LAYERS = ("head", "features")
@@ -26,6 +28,9 @@ def with_head(model, num_classes):
         raise ValueError(f"model must be a BiT model with a 'pre_logits' layer to take a new "
                          f"head. Received: model {model.name!r} with layers {names[-3:]}")
     logging.info("Putting a zero-initialized %d-class head on %s", num_classes, model.name)
+    if isinstance(model, bit_model.BiTModel):  # keeps its architecture
+        spec = {**model.spec(), "num_classes": num_classes, "include_top": True}
+        return bit_model.BiTModel(**spec, name=model.name, backbone=model)
     logits = keras.layers.Dense(num_classes, kernel_initializer="zeros", name="head",
                                 dtype="float32")(model.get_layer("pre_logits").output)
     return keras.Model(model.input, logits, name=model.name)

@@ -10,6 +10,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.framework import summary_pb2
 
+from bit_keras.utils import atomic
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -17,6 +18,12 @@ TENSORBOARD_DIR = "tensorboard"
 _SCALAR = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
     data_class=summary_pb2.DATA_CLASS_SCALAR)
+
+
+def last_accuracy(history):
+    """The last validation accuracy of a run's evaluation history, or None."""
+    scored = [r["accuracy"] for r in history if r.get("accuracy") is not None]
+    return scored[-1] if scored else None
 
 
 def read_metrics(run_dir):
@@ -53,10 +60,8 @@ class Reporter:
     def _keep_until(self, step):
         """A resumed run drops the records of steps it will train again."""
         kept = [r for r in read_metrics(self.run_dir) if r["step"] <= step]
-        path = os.path.join(self.run_dir, METRICS_FILE)
-        with open(path + ".tmp", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        os.replace(path + ".tmp", path)
+        atomic.write_text(os.path.join(self.run_dir, METRICS_FILE),
+                          "".join(json.dumps(r) + "\n" for r in kept))
 
     def train_step(self, step, loss, lr):
         self._losses.append(loss)

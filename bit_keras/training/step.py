@@ -1,6 +1,6 @@
 """The distributed training step of our own, with gradient accumulation, and the eval step.
 
-``model.fit`` fails under ``MultiWorkerMirroredStrategy`` on TF 2.21 / Keras 3.15 (DESIGN.md),
+``model.fit`` fails under ``MultiWorkerMirroredStrategy`` on TF 2.21 / Keras 3.15 (docs/design.md),
 so the step is ``strategy.run`` over a ``tf.function`` with a ``tf.GradientTape``. Every
 replica's loss is a sum over its examples divided by the *global* batch, and the Keras
 optimizer all-reduces (sums) the gradients, so the update is the mean over the global batch
@@ -42,12 +42,12 @@ def correct(loss, labels, logits):
 
 def standardized_convs(model):
     """The ``StandardizedConv2D`` layers of ``model`` (nested models included) that take
-    given standardized kernels: subclasses with a ``call`` of their own are left out."""
+    given standardized kernels: subclasses with a convolution of their own are left out."""
     found, stack = [], [model]
     while stack:
         layer = stack.pop()
         if (isinstance(layer, bit_layers.StandardizedConv2D)
-                and type(layer).call is bit_layers.StandardizedConv2D.call):
+                and type(layer).convolution_op is bit_layers.StandardizedConv2D.convolution_op):
             found.append(layer)
         stack.extend(getattr(layer, "layers", ()))
     return found

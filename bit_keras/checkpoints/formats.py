@@ -1,0 +1,162 @@
+"""Reading BiT checkpoints of every supported format into the official key layout.
+
+Formats: official ``.npz`` (primary), official bit_tf2 Keras 2 ``.h5``, and timm ResNetV2
+state dicts as ``.safetensors`` or ``.npz``. Nothing here unpickles: a pickle in a
+checkpoint is code.
+"""
+
+import os
+import zipfile
+
+import numpy as np
+
+from bit_keras.checkpoints import keys
+from bit_keras.utils import atomic
+
+SUFFIXES = (".npz", ".h5", ".hdf5", ".safetensors")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or does not fit the model."""
+
+
+def read_checkpoint(path):
+    """Reads a checkpoint file into a dict official key -> float32 ``np.ndarray``.
+
+    Args:
+        path: a ``.npz`` (official or timm layout), ``.h5`` (official bit_tf2) or
+            ``.safetensors`` (timm layout) file.
+
+    Returns:
+        dict in the official layout (``resnet/block1/unit01/a/...``), HWIO kernels.
+
+    Raises:
+        CheckpointError: the file is missing, of an unknown kind, truncated, corrupt,
+            holds pickled objects, non-float or non-finite values, or keys of no known layout.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"Checkpoint file not found: {path}")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in SUFFIXES:
+        raise CheckpointError(
+            f"Unknown checkpoint kind {suffix!r} for {path}. Accepted: {', '.join(SUFFIXES)}")
+    try:
+        if suffix == ".npz":
+            raw, origin = _read_npz(path)
+        elif suffix == ".safetensors":
+            raw, origin = _read_safetensors(path), "timm"
+        else:
+            raw, origin = _read_h5(path), "h5"
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every reader failure becomes one clear error
+        raise CheckpointError(
+            f"Cannot read checkpoint {path}: the file is truncated or corrupt ({type(e).__name__}: {e})"
+        ) from e
+    return _to_official(raw, origin, path)
+
+
+def _read_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            raw = {}
+            for k in data.files:
+                raw[k] = data[k]
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+            raise CheckpointError(
+                f"Checkpoint {path} contains pickled objects; bit_keras never unpickles "
+                "checkpoints (a pickle is code). Save plain float arrays instead.") from e
+        raise
+    except zipfile.BadZipFile as e:
+        raise CheckpointError(f"Cannot read checkpoint {path}: the file is truncated or corrupt, not a valid .npz (zip) file ({e})") from e
+    origin = "timm" if any(k.startswith(("stem.", "stages.", "module.stem.")) for k in raw) else "official"
+    return raw, origin
+
+
+def _read_safetensors(path):
+    from safetensors.numpy import load_file
+    return load_file(path)
+
+
+def _read_h5(path):
+    import h5py
+    raw = {}
+    with h5py.File(path, "r") as f:
+        root = f.get("model_weights", f)
+        names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs.get("layer_names", [])]
+        if names:  # Keras 2 layer groups with 'weight_names' attributes
+            for layer in names:
+                group = root[layer]
+                for w in group.attrs.get("weight_names", []):
+                    w = w.decode() if isinstance(w, bytes) else w
+                    raw[w] = np.asarray(group[w])
+        else:
+            root.visititems(lambda name, obj: raw.__setitem__(name, np.asarray(obj))
+                            if isinstance(obj, h5py.Dataset) else None)
+    return raw
+
+
+def _to_official(raw, origin, path):
+    out, unknown = {}, []
+    for k, v in raw.items():
+        if origin == "timm":
+            name = k[len("module."):] if k.startswith("module.") else k
+            key = keys.timm_to_official_key(name)
+            value = None if key is None else keys.timm_to_official_value(key, v)
+        elif origin == "h5":
+            key = keys.h5_to_official_key(k)
+            value = None if key is None else keys.h5_to_official_value(key, v)
+        else:
+            key, value = (k, v) if k.startswith(keys.PREFIX) else (None, None)
+        if key is None:
+            unknown.append(k)
+            continue
+        if key in out:
+            raise CheckpointError(f"Checkpoint {path} holds two tensors for {key}")
+        out[key] = value
+    if not out:
+        raise CheckpointError(
+            f"Checkpoint {path} has no tensor of a known BiT layout (official 'resnet/...', "
+            f"bit_tf2 .h5 weight names, or timm 'stem./stages.'). First keys: {sorted(raw)[:5]}")
+    if unknown:
+        raise CheckpointError(
+            f"Checkpoint {path} ({origin} layout) has keys that belong to no BiT weight: "
+            f"{sorted(unknown)[:20]}")
+    for k, v in out.items():
+        if not np.issubdtype(v.dtype, np.floating):
+            raise CheckpointError(f"Checkpoint {path}: tensor {k} has dtype {v.dtype}; expected floats")
+        if not np.all(np.isfinite(v)):
+            raise CheckpointError(f"Checkpoint {path}: tensor {k} has NaN or infinite values")
+        out[k] = v.astype(np.float32, copy=False)
+    _check_consistent(out, path)
+    return out
+
+
+# big_transfer issue #47: these official bit_tf2 files carry a stem of another model.
+KNOWN_BROKEN_H5 = {"BiT-S-R50x3.h5", "BiT-S-R101x1.h5"}
+
+
+def _check_consistent(weights, path):
+    root = weights.get(keys.ROOT_KEY)
+    first = weights.get(keys.PREFIX + "block1/unit01/a/standardized_conv2d/kernel")
+    if root is None or first is None or root.shape[-1] == first.shape[2]:
+        return
+    hint = ""
+    base = os.path.basename(path)
+    if base in KNOWN_BROKEN_H5:
+        hint = (f" {base} is one of the two official bit_tf2 files with a wrong stem "
+                "(big_transfer issue #47).")
+    raise CheckpointError(
+        f"Checkpoint {path} is inconsistent: its stem kernel has shape {root.shape} "
+        f"({root.shape[-1]} channels) but block1 expects {first.shape[2]} input channels.{hint} "
+        f"Use the official .npz of the same model instead ({os.path.splitext(base)[0]}.npz).")
+
+
+def write_npz(weights, path):
+    """Writes a dict of arrays to ``path`` as .npz, beside the target then renamed."""
+    with atomic.atomic_file(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **weights)
+    return path

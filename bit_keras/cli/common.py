@@ -1,0 +1,73 @@
+"""What every command shares: its flags parsed apart from the library, one line per error.
+
+The convention (``docs/design.md``, "Command lines"): an error prints one line,
+``COMMAND: error: MESSAGE``, on standard error and the command exits with status 1; a bad
+flag is such an error too. Flags are defined when a command runs, never when a library
+module is imported.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+# What a user can cause: bad values, missing files, a diverging run. CheckpointError is a
+# ValueError; FileNotFoundError is an OSError. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
+
+
+def error_line(prog, error):
+    """``PROG: error: MESSAGE`` with the message on one line."""
+    return f"{prog}: error: " + " ".join(str(error).split())
+
+
+def fail(prog, error):
+    """Prints ``error`` as one line on standard error; returns the exit status 1."""
+    print(error_line(prog, error), file=sys.stderr)
+    return 1
+
+
+def check_no_arguments(argv):
+    if len(argv) > 1:
+        raise ValueError(f"unexpected arguments {argv[1:]}; all options are --flags")
+
+
+def guarded(prog, argv, run):
+    """Runs ``run()`` (after refusing positional arguments); returns (status, its result)."""
+    try:
+        check_no_arguments(argv)
+        return 0, run()
+    except USER_ERRORS as error:
+        return fail(prog, error), None
+
+
+def training_main(prog, argv, run):
+    """A training command: ``run()`` gives a result; print its JSON summary, or one error."""
+    status, result = guarded(prog, argv, run)
+    if status == 0:
+        print(json.dumps({"step": result.step, "accuracy": result.accuracy,
+                          "weights": result.weights_path}))
+    return status
+
+
+def require(fv, *names):
+    """Raises a ValueError naming the first of ``names`` that has no value."""
+    for name in names:
+        if not fv[name].value:
+            raise ValueError(f"--{name} is required. Received: --{name}={fv[name].value!r}")
+
+
+def run(prog, define_flags, main, argv):
+    """Defines a command's flags, parses ``argv`` under absl and runs ``main(argv)``.
+
+    ``--help`` works as in any absl program; a bad flag is one error line and status 1.
+    """
+    define_flags(flags.FLAGS)
+
+    def parse(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            sys.exit(fail(prog, error))
+
+    app.run(main, argv=[prog, *argv[1:]], flags_parser=parse)

@@ -1,0 +1,16 @@
+"""The two layers that make a ResNet a BiT: weight-standardized convolution and GroupNorm.
+
+Both follow the official ``bit_tf2`` code (Kolesnikov et al., arXiv 1912.11370) and the
+numerics of ``docs/design.md`` ("The BiT model").
+"""
+
+from bit_keras.layers.group_norm import GN_EPSILON, GN_GROUPS, GroupNormalization
+from bit_keras.layers.standardized_conv import (
+                                                WS_EPSILON,
+                                                StandardizedConv2D,
+                                                given_standardized_kernels,
+                                                standardize_kernel,
+)
+
+__all__ = ["GN_EPSILON", "GN_GROUPS", "GroupNormalization", "StandardizedConv2D", "WS_EPSILON",
+           "given_standardized_kernels", "standardize_kernel"]

@@ -1,0 +1,143 @@
+"""Every public BiT model as data: architecture, upstream data, head size, weight file.
+
+One table (``VARIANTS``) produces every name, the README's variant table and the weight
+file locations. Names are spelled as upstream spells them (``BiT-M-R50x1``).
+"""
+
+import dataclasses
+
+# Units per block of the pre-activation ResNet-v2 depths (He et al. 2016); R26 and R14
+# are small members of the same family for experiments and tests.
+UNITS = {
+    14: (1, 1, 1, 1),
+    26: (2, 2, 2, 2),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+    152: (3, 8, 36, 3),
+}
+
+BASE_URL = "https://storage.googleapis.com/bit_models/"
+
+UPSTREAM = {
+    # name: (dataset, classes, head activation the upstream loss used)
+    "S": ("ILSVRC-2012", 1000, "softmax"),
+    "M": ("ImageNet-21k", 21843, "sigmoid"),
+    "L": ("JFT-300M", 18291, "sigmoid"),
+}
+
+PUBLIC_ARCHITECTURES = ((50, 1), (50, 3), (101, 1), (101, 3), (152, 2), (152, 4))
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One named BiT model.
+
+    Attributes:
+        name: the upstream spelling, e.g. ``"BiT-M-R50x1"``.
+        depth: 50, 101 or 152 (or 14/26 for small models).
+        width: the width multiplier (1 to 4).
+        upstream: the dataset the weights were trained on.
+        num_classes: the size of the head those weights carry (None: no upstream head).
+        weights_path: the file under ``BASE_URL``, or ``None`` when weights were never
+            released (BiT-L).
+        resolution: the image side the weights were trained or fine-tuned at.
+        note: anything a user should know.
+        base_filters: bottleneck channels of block 1 at width 1 (64 for BiT).
+        groups: GroupNorm groups (32 for BiT).
+    """
+
+    name: str
+    depth: int
+    width: int
+    upstream: str
+    num_classes: int | None
+    weights_path: str | None
+    resolution: int = 224
+    note: str = ""
+    base_filters: int = 64
+    groups: int = 32
+
+    @property
+    def units(self):
+        return UNITS[self.depth]
+
+    @property
+    def architecture(self):
+        return architecture_name(self.units, self.width)
+
+    @property
+    def weights_url(self):
+        return None if self.weights_path is None else BASE_URL + self.weights_path
+
+    def architecture_kwargs(self):
+        """``units``, ``width``, ``base_filters`` and ``groups`` for ``bit_keras.resnet_v2``."""
+        return dict(units=self.units, width=self.width, base_filters=self.base_filters,
+                    groups=self.groups)
+
+
+def _make_table():
+    table = {}
+
+    def add(variant):
+        table[variant.name] = variant
+
+    for depth, width in PUBLIC_ARCHITECTURES:
+        arch = f"R{depth}x{width}"
+        for tier in ("S", "M"):
+            dataset, classes, _ = UPSTREAM[tier]
+            add(Variant(f"BiT-{tier}-{arch}", depth, width, dataset, classes,
+                        f"BiT-{tier}-{arch}.npz"))
+        add(Variant(f"BiT-M-{arch}-ILSVRC2012", depth, width, "ImageNet-21k, then ILSVRC-2012",
+                    1000, f"BiT-M-{arch}-ILSVRC2012.npz", resolution=480,
+                    note="BiT-M fine-tuned on ILSVRC-2012 with the HyperRule"))
+        dataset, classes, _ = UPSTREAM["L"]
+        add(Variant(f"BiT-L-{arch}", depth, width, dataset, classes, None,
+                    note="architecture only: the BiT-L weights were never released"))
+    for res in (224, 160):
+        add(Variant(f"BiT-M-R50x1-distilled-{res}", 50, 1, "ImageNet-21k, distilled on ILSVRC-2012",
+                    1000, f"distill/R50x1_{res}.npz", resolution=res,
+                    note="student distilled from BiT-M-R152x2 (Beyer et al. 2021)"))
+    for res in (224, 384):
+        add(Variant(f"BiT-M-R152x2-teacher-{res}", 152, 2, "ImageNet-21k, then ILSVRC-2012",
+                    1000, f"distill/R152x2_T_{res}.npz", resolution=res,
+                    note="the distillation teacher (Beyer et al. 2021)"))
+    # Tiny members of the family, registered like the real ones (as timm registers its test
+    # models): what the tests, the demo and the benchmarks build. No weights, no upstream head.
+    add(Variant(TINY, 14, 1, "none", None, None, resolution=32, base_filters=16, groups=8,
+                note="a tiny R14 (16 base channels, 8 groups) for tests and the demo"))
+    return table
+
+
+TINY = "R14x1-tiny"
+VARIANTS = _make_table()
+
+
+def get_variant(name):
+    """Returns the ``Variant`` called ``name``; unknown names list the valid ones."""
+    if isinstance(name, Variant):
+        return name
+    if name not in VARIANTS:
+        raise ValueError(
+            f"Unknown BiT model name: {name!r}. Valid names are: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def depth(units):
+    """The ResNet depth of units per block: 3 convolutions a unit, plus stem and head."""
+    return 3 * sum(units) + 2
+
+
+def architecture_name(units, width):
+    """The ``R50x1`` style name of units per block and a width (the one place it is made)."""
+    return f"R{depth(units)}x{width}"
+
+
+def markdown_table():
+    """The README's variant table, made from ``VARIANTS``."""
+    rows = ["| name | architecture | upstream data | head | weights (under the bucket) |",
+            "|---|---|---|---|---|"]
+    for v in VARIANTS.values():
+        where = f"`{v.weights_path}`" if v.weights_path else "never released"
+        head = v.num_classes if v.num_classes else "none"
+        rows.append(f"| `{v.name}` | {v.architecture} | {v.upstream} | {head} | {where} |")
+    return "\n".join(rows)

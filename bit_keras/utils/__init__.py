@@ -1,0 +1,1 @@
+"""Helpers with one home each: atomic file writes and argument checks."""
