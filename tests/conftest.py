@@ -13,8 +13,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-# A tiny BiT: R14 (one unit per block), base 16 channels, 8 GroupNorm groups.
-TINY = dict(units=(1, 1, 1, 1), width=1, base_filters=16, groups=8)
+from bit_keras.models import variants  # noqa: E402
+
+# A tiny BiT: R14 (one unit per block), base 16 channels, 8 GroupNorm groups; registered in
+# the variant table as the benchmarks' and the demo's model is.
+TINY = variants.VARIANTS[variants.TINY].architecture_kwargs()
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ import re
 
 import numpy as np
 
+from bit_keras.utils import names
+
 PREFIX = "resnet/"
 HEAD_KEYS = (PREFIX + "head/conv2d/kernel", PREFIX + "head/conv2d/bias")
 ROOT_KEY = PREFIX + "root_block/standardized_conv2d/kernel"
@@ -192,6 +194,6 @@ def describe_architecture(shapes):
     if stem is not None:
         parts.append(f"stem width {stem}")
         if stem % 64 == 0 and any(units):
-            parts.insert(0, f"R{3 * sum(units) + 2}x{stem // 64}")
+            parts.insert(0, names.architecture_name(units, stem // 64))
     parts.append(f"{head[0]}-way head" if head is not None else "no head")
     return ", ".join(parts)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from bit_keras.data import augment as aug
 from bit_keras.data import sampling
 from bit_keras.data.source import Source
+from bit_keras.utils import checks
 
 AUTOTUNE = tf.data.AUTOTUNE
 _PERMUTE, _AUGMENT, _MIXUP = 0, 1, 2  # independent random streams of one pipeline
@@ -167,6 +168,4 @@ def _check_source(source):
 
 
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}")
-    return int(value)
+    return checks.positive_int(value, name)

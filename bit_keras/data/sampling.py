@@ -9,23 +9,17 @@ unchanged.
 
 import numpy as np
 
+from bit_keras.utils import checks
+
 
 def check_seed(seed, name="seed"):
     """Returns ``seed`` as an int, or raises a ValueError naming the argument."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"{name} must be a non-negative int. Received: {name}={seed!r}")
-    return int(seed)
+    return checks.non_negative_int(seed, name)
 
 
 def check_examples_per_class(examples_per_class):
     """Returns ``examples_per_class`` (None or a positive int), or raises a ValueError."""
-    k = examples_per_class
-    if k is None:
-        return None
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError("examples_per_class must be a positive int or None. "
-                         f"Received: examples_per_class={k!r}")
-    return int(k)
+    return checks.positive_int(examples_per_class, "examples_per_class", allow_none=True)
 
 
 def choose_per_class(labels, class_names, examples_per_class, seed=0, multi_label=False,

@@ -17,6 +17,7 @@ import itertools
 import numpy as np
 
 from bit_keras.datasets import drawing
+from bit_keras.utils import checks
 
 GROUPS = ("upstream", "downstream")
 SPLITS = ("train", "test")
@@ -94,10 +95,7 @@ def generate(group, split, examples_per_class, image_size=64, seed=0):
     """
     _check("group", group, GROUPS)
     _check("split", split, SPLITS)
-    if (isinstance(examples_per_class, bool) or not isinstance(examples_per_class, (int, np.integer))
-            or examples_per_class < 1):
-        raise ValueError("examples_per_class must be a positive int. "
-                         f"Received: examples_per_class={examples_per_class!r}")
+    checks.positive_int(examples_per_class, "examples_per_class")
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 16:
         raise ValueError(f"image_size must be an int of at least 16. Received: image_size={image_size!r}")
     order = example_order(group, int(examples_per_class))

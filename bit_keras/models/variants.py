@@ -6,6 +6,8 @@ file locations. Names are spelled as upstream spells them (``BiT-M-R50x1``).
 
 import dataclasses
 
+from bit_keras.utils.names import architecture_name
+
 # Units per block of the pre-activation ResNet-v2 depths (He et al. 2016); R26 and R14
 # are small members of the same family for experiments and tests.
 UNITS = {
@@ -120,16 +122,6 @@ def get_variant(name):
         raise ValueError(
             f"Unknown BiT model name: {name!r}. Valid names are: {', '.join(VARIANTS)}")
     return VARIANTS[name]
-
-
-def depth(units):
-    """The ResNet depth of units per block: 3 convolutions a unit, plus stem and head."""
-    return 3 * sum(units) + 2
-
-
-def architecture_name(units, width):
-    """The ``R50x1`` style name of units per block and a width (the one place it is made)."""
-    return f"R{depth(units)}x{width}"
 
 
 def markdown_table():
