@@ -46,7 +46,8 @@ def training_main(prog, argv, run):
     status, result = guarded(prog, argv, run)
     if status == 0:
         print(json.dumps({"step": result.step, "accuracy": result.accuracy,
-                          "weights": result.weights_path}))
+                          "weights": result.weights_path,
+                          "resumed_from": result.resumed_from}))
     return status
 
 

@@ -87,6 +87,7 @@ class BitModule(tf.Module):
 
         @tf.function(input_signature=[sigs.IMAGES_SPEC], autograph=False)
         def serving_default(images):
+            images = sigs.check_images(images)
             return sigs.outputs(forward(images, False), kind_, table, top_k, label_scores)
 
         @tf.function(input_signature=[sigs.IMAGE_BYTES_SPEC], autograph=False)

@@ -40,6 +40,35 @@ def _check_args(kind, version, image_size, top_k, label_scores):
     checks.one_of(label_scores, "label_scores", LABEL_SCORES)
 
 
+def serving_versions(path):
+    """The numeric TF Serving versions (subfolders with saved_model.pb) under ``path``."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return []
+    return sorted(int(d) for d in os.listdir(path)
+                  if d.isdigit() and os.path.isfile(os.path.join(path, d, "saved_model.pb")))
+
+
+def check_export_target(export_dir, version, overwrite):
+    """The absolute SavedModel path ``export`` would write; raises if it must not be written.
+
+    Raises ``FileExistsError`` for an existing target without ``overwrite``, and
+    ``ValueError`` for an unversioned overwrite of a TF Serving model folder (it would
+    delete every version in it). Nothing is touched either way.
+    """
+    target = os.path.abspath(os.fspath(export_dir))
+    if version is not None:
+        target = os.path.join(target, str(version))
+    atomic.check_target(target, overwrite)
+    versions = [] if version is not None else serving_versions(target)
+    if versions:
+        raise ValueError(
+            f"export_dir {target!r} is a TF Serving model folder that holds versions "
+            f"{versions}; overwrite=True without version= would delete them all. Pass "
+            "version= to write one version, or remove the folder yourself. It was left as "
+            "it was.")
+    return target
+
+
 def export(model, export_dir, kind="feature_vector", labels=None, version=None, overwrite=False,
            fold_standardization=False, image_size=None, top_k=5, label_scores="softmax"):
     """Exports a BiT model as a SavedModel for TF Hub, Keras 3, TF Serving and TFLite users.
@@ -91,10 +120,7 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
                              f"labels={labels!r}")
         labels_names = sigs.read_labels(os.fspath(labels), net.output.shape[-1])
     image_size = image_size or _default_image_size(model)
-    target = os.fspath(export_dir)
-    if version is not None:
-        target = os.path.join(target, str(version))
-    atomic.check_target(os.path.abspath(target), overwrite)
+    target = check_export_target(export_dir, version, overwrite)
     if fold_standardization:
         net = fold.fold_standardization(net)
     net = bit_module.portable_copy(net)
@@ -114,7 +140,7 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
         with open(os.path.join(tmp, METADATA_PATH), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=1)
-    return os.path.abspath(target)
+    return target
 
 
 def _metadata(model, net, kind, image_size, labels_names, top_k, label_scores, folded):

@@ -22,6 +22,43 @@ IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)
 IMAGE_BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)
 
 
+def _first_bytes(data, n=8):
+    """The first ``n`` bytes of ``data`` as numbers: an error message stays ASCII (a client
+    decodes it as UTF-8, and raw bytes of a bad upload would make that fail)."""
+    return tf.io.decode_raw(tf.strings.substr(data, 0, n), tf.uint8)
+
+
+def check_images(images):
+    """``images`` once its runtime shape is a non-empty ``[batch, height, width, 3]``.
+
+    A signature's declared shape is not enforced at run time (TF Serving and a reloaded
+    concrete function pass any shape through), and a kernel given a wrong rank can abort
+    the whole server process. The shape is read at run time, so the check cannot be folded
+    away from the declared one; the request fails with ``INVALID_ARGUMENT`` before any
+    kernel runs.
+    """
+    shape = tf.shape(images)
+    dims = tf.concat([shape, tf.ones([4], tf.int32)], 0)[:4]  # readable for any rank
+    good = tf.logical_and(tf.equal(tf.size(shape), 4),
+                          tf.logical_and(tf.reduce_all(dims[:3] >= 1), tf.equal(dims[3], 3)))
+    check = tf.debugging.Assert(
+        good, [f"{IMAGES_KEY}: expected float32 images [batch, height, width, 3] in [0, 1] "
+               "with batch, height and width >= 1; received shape", shape], summarize=8)
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
+
+
+def check_image_bytes(image_bytes):
+    """``image_bytes`` once it is a non-empty 1-D batch of strings (one file each)."""
+    shape = tf.shape(image_bytes)
+    good = tf.logical_and(tf.equal(tf.size(shape), 1), tf.reduce_prod(shape) >= 1)
+    check = tf.debugging.Assert(
+        good, [f"{IMAGE_BYTES_KEY}: expected a 1-D batch of at least one encoded JPEG or "
+               "PNG file; received shape", shape], summarize=8)
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(tf.identity(image_bytes), [None])
+
+
 def _png_shape(data):
     header = tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8)
     header = tf.cast(header, tf.int64)
@@ -39,7 +76,7 @@ def _checked(data, max_pixels):
     known = tf.debugging.Assert(
         tf.logical_or(is_png, is_jpeg),
         ["image_bytes: not a JPEG or PNG image (empty, truncated, corrupt or another format); "
-         "the first bytes are", tf.strings.substr(data, 0, 8), "of", length, "bytes"])
+         "the first bytes are", _first_bytes(data), "of", length, "bytes"], summarize=8)
     with tf.control_dependencies([known]):
         shape = tf.cond(is_jpeg,
                         lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
@@ -71,7 +108,7 @@ def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS):
         image = tf.image.resize(image, [image_size, image_size], method="bilinear")
         return image / 255.0
 
-    return tf.map_fn(decode, image_bytes,
+    return tf.map_fn(decode, check_image_bytes(image_bytes),
                      fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
 
 

@@ -17,6 +17,7 @@ from bit_keras import training
 from bit_keras.checkpoints import transfer
 from bit_keras.models import network as bit_model
 from bit_keras.training import hyperrule as hyperrule_lib
+from bit_keras.training import loop, run_lock
 from bit_keras.utils import atomic
 
 WEIGHTS_FILE = "weights.npz"
@@ -111,8 +112,11 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
     from bit_keras import data
 
     strategy = training.resolve_strategy(strategy)
+    loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
+                                                       checkpoint_every=checkpoint_every))
     source = data.load_source(train_data, "train", examples_per_class=examples_per_class,
                               seed=examples_per_class_seed)
+    loop.check_classes(source)
     eval_source = _eval_source(data, train_data if eval_data is None else eval_data,
                                explicit=eval_data is not None)
     if eval_source is not None and list(eval_source.class_names) != list(source.class_names):
@@ -123,41 +127,45 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
                                  base_lr, architecture=_architecture(model), steps=steps)
     hp = dataclasses.replace(hp, **{k: v for k, v in dict(
         resize=resize, crop=crop, mixup_alpha=mixup_alpha).items() if v is not None})
-    logging.info("%s on %d examples of %d classes", hp.describe(), source.num_examples,
-                 source.num_classes)
+    # Everything is checked before run.json is written: a corrected command must not be
+    # refused as "a run with other settings".
+    loop.check_numbers(resize=hp.resize, crop=hp.crop, mixup_alpha=hp.mixup_alpha)
     training.check_settings(hp.batch, batch_split, precision, strategy)
     training.model_setup.frozen_layer_names(model, freeze)  # check before touching anything
+    logging.info("%s on %d examples of %d classes", hp.describe(), source.num_examples,
+                 source.num_classes)
     chief = training.strategy.worker(strategy)[2]
-    if run_dir is not None and chief:
-        _record_run(run_dir, hp, dict(examples_per_class=examples_per_class,
-                                      examples_per_class_seed=examples_per_class_seed, seed=seed,
-                                      num_classes=source.num_classes,
-                                      num_examples=source.num_examples))
-    model = training.with_head(model, source.num_classes)
-    frozen = training.freeze_blocks(model, freeze)
-    if frozen:
-        logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
+    with run_lock.hold(run_dir if chief else None):
+        if run_dir is not None and chief:
+            _record_run(run_dir, hp, dict(examples_per_class=examples_per_class,
+                                          examples_per_class_seed=examples_per_class_seed, seed=seed,
+                                          num_classes=source.num_classes,
+                                          num_examples=source.num_examples))
+        model = training.with_head(model, source.num_classes)
+        frozen = training.freeze_blocks(model, freeze)
+        if frozen:
+            logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
 
-    def train_input(context, start_step):
-        return data.train_dataset(source, context.get_per_replica_batch_size(hp.batch),
-                                  hp.resize, hp.crop, hp.mixup_alpha, seed=seed,
-                                  start_step=start_step, augment="hyperrule",
-                                  input_context=context)
+        def train_input(context, start_step):
+            return data.train_dataset(source, context.get_per_replica_batch_size(hp.batch),
+                                      hp.resize, hp.crop, hp.mixup_alpha, seed=seed,
+                                      start_step=start_step, augment="hyperrule",
+                                      input_context=context)
 
-    eval_batch = max(1, hp.batch // (batch_split * strategy.num_replicas_in_sync))
-    result = training.train(
-        model, train_input, hp.steps, hp.schedule(), hp.batch, strategy=strategy,
-        loss="sigmoid" if source.multi_label else "softmax", momentum=hp.momentum,
-        batch_split=batch_split, precision=precision,
-        eval_input=None if eval_source is None else (
-            lambda: data.eval_dataset(eval_source, eval_batch, hp.crop)),
-        eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
-        progress=progress)
-    weights_path = None
-    if run_dir is not None and chief:
-        weights_path = transfer.save_npz(model, os.path.join(run_dir, WEIGHTS_FILE))
-    return FineTuneResult(model, hp, result.history, result.step, run_dir, weights_path,
-                          result.resumed_from, frozen)
+        eval_batch = max(1, hp.batch // (batch_split * strategy.num_replicas_in_sync))
+        result = training.train(
+            model, train_input, hp.steps, hp.schedule(), hp.batch, strategy=strategy,
+            loss="sigmoid" if source.multi_label else "softmax", momentum=hp.momentum,
+            batch_split=batch_split, precision=precision,
+            eval_input=None if eval_source is None else (
+                lambda: data.eval_dataset(eval_source, eval_batch, hp.crop)),
+            eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
+            progress=progress)
+        weights_path = None
+        if run_dir is not None and chief:
+            weights_path = transfer.save_npz(model, os.path.join(run_dir, WEIGHTS_FILE))
+        return FineTuneResult(model, hp, result.history, result.step, run_dir, weights_path,
+                              result.resumed_from, frozen)
 
 
 def _eval_source(data, spec, explicit):
@@ -180,8 +188,14 @@ def _record_run(run_dir, hp, settings):
     record = {**dataclasses.asdict(hp), "supports": list(hp.supports), **settings}
     path = os.path.join(run_dir, RUN_FILE)
     if os.path.exists(path):
-        with open(path) as f:
-            before = json.load(f)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            before = json.loads(text)
+        except ValueError as error:
+            line = getattr(error, "lineno", None)
+            raise ValueError(f"{path}{'' if line is None else f', line {line}'} does not parse "
+                             f"({error}); repair or remove it, or use a new run_dir") from None
         changed = sorted(k for k in record if k in before and before[k] != record[k])
         if changed:
             raise ValueError(

@@ -7,13 +7,16 @@ reporting.
 """
 
 import dataclasses
+import math
+import numbers
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from bit_keras import runtime
-from bit_keras.training import checkpointing, model_setup, reporting
+from bit_keras.training import checkpointing, model_setup, reporting, run_lock
 from bit_keras.training import step as steps_lib
 from bit_keras.training import strategy as strategies
 from bit_keras.utils import checks
@@ -50,6 +53,42 @@ def check_settings(global_batch, batch_split, precision, strategy):
                          f"({batch_split}). Received: batch={global_batch}")
 
 
+def check_numbers(base_lr=None, resize=None, crop=None, mixup_alpha=None, every=None):
+    """Raises a ValueError naming the setting, before a run writes anything.
+
+    ``base_lr`` a finite number > 0, ``resize``/``crop`` positive ints with crop <= resize,
+    ``mixup_alpha`` a finite number >= 0, ``every`` (a dict such as ``eval_every=...``)
+    None or ints >= 0. None skips a check.
+    """
+    if base_lr is not None and not (_is_number(base_lr) and base_lr > 0 and math.isfinite(base_lr)):
+        raise ValueError(f"base_lr must be a finite number > 0. Received: base_lr={base_lr!r}")
+    if crop is not None:
+        checks.positive_int(crop, "crop")
+    if resize is not None:
+        checks.positive_int(resize, "resize")
+        if crop is not None and resize < crop:
+            raise ValueError(f"resize must be at least crop. Received: resize={resize}, crop={crop}")
+    if mixup_alpha is not None and not (
+            _is_number(mixup_alpha) and mixup_alpha >= 0 and math.isfinite(mixup_alpha)):
+        raise ValueError("mixup_alpha must be a finite number >= 0 (0 turns mixup off). "
+                         f"Received: mixup_alpha={mixup_alpha!r}")
+    for name, value in (every or {}).items():
+        checks.non_negative_int(value, name, allow_none=True)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_classes(source, name="train_data"):
+    """Refuses single-label data of fewer than two classes (the loss would be 0 throughout)."""
+    if source.num_classes < 2 and not source.multi_label:
+        raise ValueError(
+            f"{name} must have at least two classes for a classifier (or multi-label "
+            f"labels). Received: {source.num_classes} class(es) {list(source.class_names)} "
+            f"in {source.description or 'the data'}")
+
+
 def train(model, train_input, steps, schedule, global_batch, *, strategy=None, loss="softmax",
           momentum=0.9, weight_decay=0.0, batch_split=1, precision="float32", eval_input=None,
           eval_every=None, run_dir=None, checkpoint_every=None, progress=None):
@@ -72,7 +111,9 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
         eval_input: ``fn() -> finite tf.data.Dataset`` of ``(images, labels)``, or None.
         eval_every: steps between evaluations (always one at the end).
         run_dir: where checkpoints, ``metrics.jsonl`` and TensorBoard summaries go; a run
-            finding checkpoints there resumes from the latest. None writes nothing.
+            finding checkpoints there resumes from the newest that restores. One process
+            at a time holds it (``run_lock``; under multi-worker, the chief). None writes
+            nothing.
         checkpoint_every: steps between checkpoints (always one at the end).
         progress: show a progress bar (default: when stdout is a terminal).
 
@@ -88,6 +129,16 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
     steps_lib.check_loss(loss)
     strategy = strategies.resolve_strategy(strategy)
     check_settings(global_batch, batch_split, precision, strategy)
+    with run_lock.hold(run_dir if strategies.worker(strategy)[2] else None):
+        return _train(model, train_input, steps, schedule, global_batch, strategy, loss,
+                      momentum, weight_decay, batch_split, precision, eval_input, eval_every,
+                      run_dir, checkpoint_every, progress)
+
+
+def _train(model, train_input, steps, schedule, global_batch, strategy, loss, momentum,
+           weight_decay, batch_split, precision, eval_input, eval_every, run_dir,
+           checkpoint_every, progress):
+    """``train`` once its settings are checked and the run folder is held."""
     worker_model = model_setup.replica(model, strategy, precision,
                                        needs_copy=not strategies.is_default(strategy))
     with strategy.scope():

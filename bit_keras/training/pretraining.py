@@ -20,6 +20,7 @@ from absl import logging
 from bit_keras import training
 from bit_keras.checkpoints import transfer
 from bit_keras.training import hyperrule as hyperrule_lib
+from bit_keras.training import loop, run_lock
 from bit_keras.utils import checks
 
 BASE_LR = 0.03
@@ -171,30 +172,42 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     from bit_keras import data
 
     strategy = training.resolve_strategy(strategy)
+    checks.one_of(augment, "augment", ("inception", "hyperrule"))
+    loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
+                                                   checkpoint_every=checkpoint_every))
+    loop.check_numbers(crop=crop)
+    if augment == "hyperrule":
+        loop.check_numbers(crop=crop, resize=resize or crop * 9 // 8)
+    training.check_settings(batch, batch_split, precision, strategy)
     source = data.load_source(train_data, "train")
+    loop.check_classes(source)
     eval_source = None if eval_data is None else data.load_source(eval_data, "test")
     loss = loss or ("sigmoid" if source.multi_label else "softmax")
+    training.step.check_loss(loss)
     plan = upstream_plan(source.num_examples, batch, recipe, epochs, steps, base_lr, warmup_steps)
     logging.info("%s on %d examples of %d classes, %s loss", plan.describe(),
                  source.num_examples, source.num_classes, loss)
-    model = training.with_head(model, source.num_classes)
+    chief = training.strategy.worker(strategy)[2]
+    with run_lock.hold(run_dir if chief else None):
+        model = training.with_head(model, source.num_classes)
 
-    def train_input(context, start_step):
-        return data.train_dataset(source, context.get_per_replica_batch_size(batch),
-                                  resize=resize or crop * 9 // 8, crop=crop, seed=seed,
-                                  start_step=start_step, augment=augment, input_context=context)
+        def train_input(context, start_step):
+            return data.train_dataset(source, context.get_per_replica_batch_size(batch),
+                                      resize=resize or crop * 9 // 8, crop=crop, seed=seed,
+                                      start_step=start_step, augment=augment,
+                                      input_context=context)
 
-    eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
-    result = training.train(
-        model, train_input, plan.steps, plan.schedule(), batch, strategy=strategy, loss=loss,
-        momentum=MOMENTUM, weight_decay=weight_decay, batch_split=batch_split,
-        precision=precision,
-        eval_input=None if eval_source is None else (
-            lambda: data.eval_dataset(eval_source, eval_batch, crop)),
-        eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
-        progress=progress)
-    weights_path = None
-    if run_dir is not None and training.strategy.worker(strategy)[2]:
-        weights_path = transfer.save_npz(model, os.path.join(run_dir, WEIGHTS_FILE))
-    return PretrainResult(model, plan, result.history, result.step, run_dir, weights_path,
-                          result.resumed_from)
+        eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
+        result = training.train(
+            model, train_input, plan.steps, plan.schedule(), batch, strategy=strategy, loss=loss,
+            momentum=MOMENTUM, weight_decay=weight_decay, batch_split=batch_split,
+            precision=precision,
+            eval_input=None if eval_source is None else (
+                lambda: data.eval_dataset(eval_source, eval_batch, crop)),
+            eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
+            progress=progress)
+        weights_path = None
+        if run_dir is not None and chief:
+            weights_path = transfer.save_npz(model, os.path.join(run_dir, WEIGHTS_FILE))
+        return PretrainResult(model, plan, result.history, result.step, run_dir, weights_path,
+                              result.resumed_from)

@@ -27,12 +27,31 @@ def last_accuracy(history):
 
 
 def read_metrics(run_dir):
-    """The evaluations of a run: a list of dicts, one per ``metrics.jsonl`` line."""
+    """The evaluations of a run: a list of dicts, one per ``metrics.jsonl`` line.
+
+    A torn last line (a crash or a full disk during an append) is dropped with a warning;
+    any other line that does not parse is a ValueError naming the file and the line.
+    """
     path = os.path.join(run_dir, METRICS_FILE)
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip("\0 \t\r\n")]
+    records = []
+    for i, (number, line) in enumerate(lines):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("not a record with a step")
+        except ValueError as error:
+            if i == len(lines) - 1:
+                logging.warning("%s: dropping its torn last line %d (%r): %s", path, number,
+                                line[:80], error)
+                break
+            raise ValueError(f"{path}, line {number} does not parse ({error}); repair or "
+                             "remove that line, or use a new run_dir") from None
+        records.append(record)
+    return records
 
 
 class Reporter:

@@ -1,0 +1,94 @@
+"""A served export survives any request: each bad one fails alone, with a message, in ASCII.
+
+The SavedModels are loaded in child processes without bit_keras, as a server loads them, so
+a request that aborts the process (a oneDNN check in a kernel) fails the test by its exit
+status instead of killing pytest.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import bit_keras
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": ROOT}
+
+_REQUEST = """
+import json, sys
+sys.modules["bit_keras"] = None  # the served side has TensorFlow only
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+out = {}
+for name, signature, key, value in [
+    ("2-D", "serving_default", "images", tf.zeros([32, 32])),
+    ("3-D", "serving_default", "images", tf.zeros([1, 32, 32])),
+    ("5-D", "serving_default", "images", tf.zeros([1, 1, 32, 32, 3])),
+    ("0x0", "serving_default", "images", tf.zeros([1, 0, 0, 3])),
+    ("empty batch", "serving_default", "images", tf.zeros([0, 32, 32, 3])),
+    ("4 channels", "serving_default", "images", tf.zeros([1, 32, 32, 4])),
+    ("scalar", "serving_default", "images", tf.zeros([])),
+    ("no bytes", "image_bytes", "image_bytes", tf.constant([], tf.string)),
+    ("scalar string", "image_bytes", "image_bytes", tf.constant("x")),
+    ("2-D strings", "image_bytes", "image_bytes", tf.constant([["x"]])),
+    ("PNG signature", "image_bytes", "image_bytes", tf.constant([b"\\x89PNG\\r\\n\\x1a\\n"])),
+    ("random bytes", "image_bytes", "image_bytes", tf.constant([bytes(range(255, 0, -1))])),
+]:
+    try:
+        model.signatures[signature](**{key: value})
+        out[name] = None
+    except tf.errors.InvalidArgumentError as error:
+        out[name] = error.message
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    model = bit_keras.build("R14x1-tiny", num_classes=3)
+    return {"classifier": bit_keras.export(model, root / "clf", kind="classifier",
+                                           image_size=32),
+            "feature_vector": bit_keras.export(model, root / "fv", image_size=32)}
+
+
+def _child(*args):
+    proc = subprocess.run([sys.executable, *args], env=ENV, cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-3000:]}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
+SHAPE_MESSAGE = ("images: expected float32 images [batch, height, width, 3] in [0, 1] with "
+                 "batch, height and width >= 1; received shape] [{}]")
+
+
+@pytest.mark.parametrize("kind", ["classifier", "feature_vector"])
+def test_bad_requests_are_invalid_argument_naming_input_shape_and_accepted(exports, kind):
+    messages = json.loads(_child("-c", _REQUEST, exports[kind]))
+    for name, shape in (("2-D", "32 32"), ("3-D", "1 32 32"), ("5-D", "1 1 32 32 3"),
+                        ("0x0", "1 0 0 3"), ("empty batch", "0 32 32 3"),
+                        ("4 channels", "1 32 32 4"), ("scalar", "")):
+        assert SHAPE_MESSAGE.format(shape) in messages[name], (name, messages[name])
+    assert ("image_bytes: expected a 1-D batch of at least one encoded JPEG or PNG file; "
+            "received shape] [0]") in messages["no bytes"]
+    for name in ("scalar string", "2-D strings"):
+        assert "image_bytes" in messages[name] and "expected shape [?]" in messages[name]
+    for name, first in (("PNG signature", "137 80 78 71 13 10 26 10"),
+                        ("random bytes", "255 254 253 252 251 250 249 248")):
+        assert "image_bytes: not a JPEG or PNG image" in messages[name]
+        assert f"the first bytes are] [{first}]" in messages[name]
+    assert all(m.isascii() for m in messages.values())
+
+
+def test_fuzzed_image_bytes_never_crash_or_change_the_next_answer(exports):
+    """The short form of ``benchmarks/serving_fuzz.py`` (the closing note has the long one's
+    totals): 150 mutated JPEG/PNG files and the fixed bad requests, a good one after each."""
+    stats = json.loads(_child("-m", "benchmarks.serving_fuzz", "--saved_model",
+                              exports["classifier"], "--cases", "150", "--seed", "1"))
+    assert stats["failures"] == []
+    assert stats["cases"] > 150  # the mutations, then the fixed bad requests
+    assert stats["refused"] > 100 and stats["accepted"] + stats["refused"] == stats["cases"]
