@@ -5,7 +5,9 @@ import sys
 import urllib.error
 import urllib.request
 
-from bit_keras.checkpoints.formats import CheckpointError
+from absl import logging
+
+from bit_keras.checkpoints.formats import CheckpointError, check_npz_file
 from bit_keras.utils import atomic
 
 
@@ -37,11 +39,16 @@ def fetch(variant, default_base_url):
             f"Use bit_keras.build({variant.name!r}) for the architecture, or pass weights=PATH.")
     path = cached_path(variant)
     if os.path.isfile(path):
-        return path
+        try:
+            check_npz_file(path)
+            return path
+        except CheckpointError as e:  # a cache entry of an older bit_keras: fetch it again
+            logging.warning("Removing the cached %s and downloading it again: %s", path, e)
+            os.remove(path)
     url = base_url(default_base_url) + variant.weights_path
     try:
         download(url, path)
-    except (OSError, urllib.error.URLError, ValueError) as e:
+    except (OSError, urllib.error.URLError, ValueError) as e:  # CheckpointError included
         raise CheckpointError(
             f"Could not download the {variant.name} weights from {url} ({e}). Download that "
             f"file yourself and pass weights=PATH to bit_keras.load, or put it at {path} "
@@ -50,7 +57,11 @@ def fetch(variant, default_base_url):
 
 
 def download(url, path, chunk=1 << 20):
-    """Downloads ``url`` to ``path`` with a progress bar, writing beside it then renaming."""
+    """Downloads ``url`` to ``path`` with a progress bar, writing beside it then renaming.
+
+    A ``.npz`` is checked (a zip of ``.npy`` arrays, CRCs intact) before the rename, so a
+    short or wrong download (an HTML error page) never lands in the cache.
+    """
     with atomic.atomic_file(path) as tmp:
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
@@ -62,6 +73,8 @@ def download(url, path, chunk=1 << 20):
         if total and done != total:
             raise OSError(f"download stopped after {done} of {total} bytes")
         sys.stderr.write("\n")
+        if path.endswith(".npz"):
+            check_npz_file(tmp)
     return path
 
 

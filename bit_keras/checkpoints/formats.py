@@ -57,20 +57,61 @@ def read_checkpoint(path):
     return _to_official(raw, origin, path)
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def check_npz_file(path, crc=True):
+    """Raises a ``CheckpointError`` unless ``path`` is a zip archive of ``.npy`` members
+    (what ``np.savez`` writes) whose CRCs check (``crc=True`` reads the whole file once;
+    reading the arrays checks them anyway). Unpickles nothing."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not zipfile.is_zipfile(path):
+        if head.startswith(b"PK"):
+            raise CheckpointError(f"Cannot read checkpoint {path}: the file is truncated or "
+                                  "corrupt, not a valid .npz (zip) file (no zip directory at "
+                                  "its end)")
+        if head.startswith(_NPY_MAGIC):
+            kind = "a single .npy array, not an .npz archive; save it with np.savez"
+        elif head[:1] == b"\x80":
+            kind = "a pickle, which bit_keras never loads (a pickle is code)"
+        elif head.lstrip()[:1] == b"<":
+            kind = "an HTML or XML page (a failed download?)"
+        else:
+            kind = f"of unknown format; it starts with bytes {list(head)}"
+        raise CheckpointError(f"Checkpoint {path} is not a valid .npz (zip) file: it is {kind}. "
+                              "A .npz checkpoint is a zip of .npy arrays (np.savez).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip() if crc else None
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"Cannot read checkpoint {path}: the file is truncated or corrupt, "
+                              f"not a valid .npz (zip) file ({e})") from e
+    others = [n for n in names if not n.endswith(".npy")]
+    if bad is not None or others:
+        raise CheckpointError(
+            f"Checkpoint {path} is not a valid .npz (zip) file: "
+            + (f"member {bad!r} is corrupt (CRC mismatch)" if bad is not None
+               else f"members {others[:5]} are not .npy arrays"))
+
+
 def _read_npz(path):
+    check_npz_file(path, crc=False)
     try:
         with np.load(path, allow_pickle=False) as data:
             raw = {}
             for k in data.files:
                 raw[k] = data[k]
     except ValueError as e:
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+        if "allow_pickle" in str(e) or "Object arrays" in str(e) or "pickled" in str(e):
             raise CheckpointError(
                 f"Checkpoint {path} contains pickled objects; bit_keras never unpickles "
                 "checkpoints (a pickle is code). Save plain float arrays instead.") from e
         raise
     except zipfile.BadZipFile as e:
-        raise CheckpointError(f"Cannot read checkpoint {path}: the file is truncated or corrupt, not a valid .npz (zip) file ({e})") from e
+        raise CheckpointError(f"Cannot read checkpoint {path}: the file is truncated or corrupt, "
+                              f"not a valid .npz (zip) file ({e})") from e
     origin = "timm" if any(k.startswith(("stem.", "stages.", "module.stem.")) for k in raw) else "official"
     return raw, origin
 

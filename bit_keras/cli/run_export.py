@@ -58,12 +58,18 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
     >>> bit_keras.cli.run_export.run("BiT-M-R50x1", "exports/fv", weights="BiT-M-R50x1.npz")
     """
     import bit_keras
+    from bit_keras.exporter import hub_archive
+    from bit_keras.exporter import saved_model as bit_saved_model
     from bit_keras.utils import atomic
-    # Refuse an existing target before spending minutes loading a large checkpoint.
-    atomic.check_target(os.path.abspath(out if version is None else os.path.join(out, str(version))),
-                        overwrite)
+    # Every target is checked before minutes of loading and before any file is written.
+    bit_saved_model.check_export_target(out, version, overwrite)
+    if tflite:
+        atomic.check_target(os.path.abspath(tflite), overwrite)
     keras_model = bit_keras.load(model, weights=weights, num_classes=num_classes,
                                  include_top=kind == "classifier")
+    if publish_dir:  # its default name comes from the loaded model
+        hub_archive.check_targets(publish_dir, hub_archive.default_name(
+            {"name": keras_model.name, "kind": kind}), overwrite)
     written = [bit_keras.export(keras_model, out, kind=kind, labels=labels, version=version,
                                 overwrite=overwrite, fold_standardization=fold_standardization,
                                 image_size=image_size)]

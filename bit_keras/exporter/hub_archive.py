@@ -78,19 +78,61 @@ def publish(export_dir, out_dir, name=None, overwrite=False):
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError("name must be a file name of letters, digits, '.', '_' and '-'. "
                          f"Received: name={name!r}")
-    archive = os.path.join(os.path.abspath(os.fspath(out_dir)), name + ".tar.gz")
-    card = os.path.join(os.path.dirname(archive), name + ".md")
-    atomic.check_target(archive, overwrite)
-    atomic.check_target(card, overwrite)
+    archive, card = check_targets(out_dir, name, overwrite)
+    members = _members(saved)  # refuses a link out of the export before writing anything
     with atomic.atomic_file(archive, overwrite) as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
-            for entry in sorted(os.listdir(saved)):
-                tar.add(os.path.join(saved, entry), arcname=entry, filter=_normalize)
+            for source, arcname in members:
+                tar.add(source, arcname=arcname, recursive=False, filter=_normalize)
         digest = _sha256(tmp)
     with atomic.atomic_file(card, overwrite) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(model_card(name, metadata, digest))
     return archive
+
+
+def check_targets(out_dir, name, overwrite=False):
+    """``(archive, card)`` paths ``publish`` writes; raises if one exists without ``overwrite``."""
+    archive = os.path.join(os.path.abspath(os.fspath(out_dir)), name + ".tar.gz")
+    card = os.path.join(os.path.dirname(archive), name + ".md")
+    atomic.check_target(archive, overwrite)
+    atomic.check_target(card, overwrite)
+    return archive, card
+
+
+def _members(saved):
+    """``(path to read, name in the archive)`` of every entry of ``saved``, sorted.
+
+    A symbolic link becomes the file or folder it points to when that is inside the export
+    (the archive holds no links); one that points outside it (``assets/x -> /etc/passwd``)
+    or nowhere is refused, so that publishing never ships a file the export does not hold.
+    """
+    root = os.path.realpath(saved)
+    members, seen = [], {root}
+
+    def visit(path, arcname):
+        if os.path.islink(path):
+            real = os.path.realpath(path)
+            if os.path.commonpath([root, real]) != root or not os.path.exists(real):
+                raise ValueError(
+                    f"export_dir {saved!r} holds a symbolic link {arcname!r} -> "
+                    f"{os.readlink(path)!r} that points outside it (or nowhere); an archive "
+                    "holds only the export's own files. Replace the link by the file it "
+                    "points to, or remove it. Nothing was written.")
+            path = real
+        members.append((path, arcname))
+        if os.path.isdir(path):
+            path = os.path.realpath(path)
+            if path in seen:
+                raise ValueError(f"export_dir {saved!r}: {arcname!r} links to a folder "
+                                 "already in the archive (a cycle or a second name for it). Nothing was written.")
+            seen.add(path)
+            for entry in sorted(os.listdir(path)):
+                visit(os.path.join(path, entry), f"{arcname}/{entry}")
+
+    for entry in sorted(os.listdir(saved)):
+        visit(os.path.join(saved, entry), entry)
+    return members
 
 
 def _normalize(info):
