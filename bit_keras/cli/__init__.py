@@ -22,6 +22,7 @@ COMMANDS = {
     "pretrain": ("run_pretrain", "upstream pre-training (bit_keras.pretrain)"),
     "fewshot": ("run_fewshot", "few-shot linear-probe evaluation (bit_keras.few_shot)"),
     "export": ("run_export", "SavedModel, TFLite and Hub archive (bit_keras.export)"),
+    "scan": ("run_scan", "decode every image of a folder up front (bit_keras.data.scan)"),
 }
 PROG = "bit-keras"
 

@@ -13,11 +13,13 @@ Example:
 
 from bit_keras.data.arrays import from_arrays, from_dataset
 from bit_keras.data.augment import AUGMENTATIONS
-from bit_keras.data.folder import IMAGE_EXTENSIONS, from_folder
-from bit_keras.data.loading import load_source
+from bit_keras.data.folder import IMAGE_EXTENSIONS, ScanReport, from_folder, scan
+from bit_keras.data.loading import TFRECORDS, load_source
 from bit_keras.data.pipeline import eval_dataset, train_dataset
+from bit_keras.data.records import from_tfrecords
 from bit_keras.data.source import Source
 from bit_keras.data.tfds_source import from_tfds
 
-__all__ = ["AUGMENTATIONS", "IMAGE_EXTENSIONS", "Source", "eval_dataset", "from_arrays",
-           "from_dataset", "from_folder", "from_tfds", "load_source", "train_dataset"]
+__all__ = ["AUGMENTATIONS", "IMAGE_EXTENSIONS", "TFRECORDS", "ScanReport", "Source",
+           "eval_dataset", "from_arrays", "from_dataset", "from_folder", "from_tfds",
+           "from_tfrecords", "load_source", "scan", "train_dataset"]

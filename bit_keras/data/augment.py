@@ -14,6 +14,14 @@ INCEPTION_AREA = (0.05, 1.0)  # as big_vision's inception_crop (area_min=5 perce
 INCEPTION_ASPECT = (3 / 4, 4 / 3)
 
 
+def training(image, seed, augment, resize, crop):
+    """``hyperrule`` or ``inception``, as ``augment`` names it (``resize`` unused by the
+    latter)."""
+    if augment == "hyperrule":
+        return hyperrule(image, seed, resize, crop)
+    return inception(image, seed, crop)
+
+
 def hyperrule(image, seed, resize, crop):
     """Resize to ``resize`` x ``resize``, random ``crop`` x ``crop`` crop, random flip."""
     crop_seed, flip_seed = _split(seed)

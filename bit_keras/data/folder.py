@@ -1,12 +1,18 @@
 """``from_folder``: a ``Source`` from a folder of class subfolders of image files.
 
-Every file is decoded once when the source is made: by TensorFlow when it can (JPEG, PNG,
-24/32-bit BMP, GIF, which the pipelines then read from disk), else by Pillow (TIFF, WebP,
-PPM, palette BMP, and variants TensorFlow refuses, kept in memory re-encoded as PNG). A
-file neither can read is skipped, and all such files are reported in one warning.
+Making the source lists the files (cached: ``folder_index.py``) and decodes nothing: the
+pipelines read and decode each file when the stream reaches it (``files.FileStore``), so
+start-up and memory do not grow with the images' bytes, only with the number of paths. A
+file that turns out unreadable is skipped there and reported (``pipeline.py``).
+``scan(folder)`` decodes every file up front, in threads, for those who want the check first.
+
+A few-shot draw (``examples_per_class=K``) decodes the K files drawn per class (and any
+unreadable ones it passes over) when the source is made, as before: that is bounded by
+``K x classes``, not by the folder.
 """
 
 import concurrent.futures
+import dataclasses
 import io
 import os
 import warnings
@@ -14,7 +20,8 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from bit_keras.data import sampling
+from bit_keras.data import folder_index, sampling
+from bit_keras.data.files import FileStore
 from bit_keras.data.source import EncodedStore, Source
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -22,7 +29,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".t
 _MAX_NAMED = 50  # files named in the skip warning; the count covers them all
 
 
-def from_folder(path, examples_per_class=None, seed=0):
+def from_folder(path, examples_per_class=None, seed=0, cache_listing=True):
     """A ``Source`` from ``path/<class name>/**/<image file>``.
 
     Classes are the subfolder names, sorted; files are found recursively and sorted, so
@@ -32,17 +39,22 @@ def from_folder(path, examples_per_class=None, seed=0):
 
     Args:
         path: the folder.
-        examples_per_class: keep K images per class (few-shot), drawn by ``seed``; then
-            only files drawn (and any unreadable ones passed over) are decoded.
+        examples_per_class: keep K images per class (few-shot), drawn by ``seed``; only
+            the files drawn (and any unreadable ones passed over) are decoded.
         seed: the few-shot draw's seed.
+        cache_listing: reuse the file list of an unchanged folder from
+            ``$BIT_KERAS_HOME/folder_index`` (``folder_index.py``), and write it there.
 
     Returns:
-        A ``bit_keras.data.Source`` whose images are read from disk by the pipelines.
+        A ``bit_keras.data.Source`` whose images are read and decoded by the pipelines. A
+        file that cannot be decoded is skipped when the stream reaches it and reported
+        (the log, and ``<run_dir>/skipped_files.txt`` for a training run).
 
     Raises:
         FileNotFoundError / NotADirectoryError: ``path`` is not a folder.
-        ValueError: no class subfolders, a class without readable images, or (with
-            ``examples_per_class``) a class with fewer than K; the message names the class.
+        ValueError: no class subfolders, a class without image files, or (with
+            ``examples_per_class``) a class with fewer than K readable; the message names
+            the class.
 
     Example:
 
@@ -50,58 +62,76 @@ def from_folder(path, examples_per_class=None, seed=0):
     """
     examples_per_class = sampling.check_examples_per_class(examples_per_class)
     seed = sampling.check_seed(seed)
+    path = _check_folder(path)
+    classes, relative, labels = folder_index.list_folder(path, IMAGE_EXTENSIONS, cache_listing)
+    if not classes:
+        raise ValueError(f"path must hold one subfolder per class, but {path!r} has none. "
+                         "Expected path/<class name>/<image files>.")
+    files = [os.path.join(path, f) for f in relative]
+    labels = np.asarray(labels, np.int64)
+    description = f"folder {path}"
+    if examples_per_class is None:
+        counts = np.bincount(labels, minlength=len(classes))
+        if np.any(counts == 0):
+            empty = [classes[c] for c in np.flatnonzero(counts == 0)]
+            raise ValueError(f"every class needs at least one image file, but class(es) "
+                             f"{', '.join(map(repr, empty))} in {path!r} have none "
+                             f"(looked for files ending in {', '.join(IMAGE_EXTENSIONS)}).")
+        return Source(FileStore(files), labels, classes, description=description)
+    prober = _Prober()
+    try:
+        indices = sampling.choose_per_class(labels, classes, examples_per_class, seed,
+                                            accept=lambda batch: prober.probe(batch, files))
+    finally:
+        prober.warn(path)  # also when the choice fails: the skipped files may be why
+    store = EncodedStore([files[i] if not prober.blobs[i] else "" for i in indices],
+                         [prober.blobs[i] for i in indices],
+                         np.array([prober.shapes[i] for i in indices], np.int64).reshape(-1, 2))
+    return Source(store, labels[np.asarray(indices, np.int64)], classes, description=description)
+
+
+@dataclasses.dataclass
+class ScanReport:
+    """What ``scan`` found: how many files, and the unreadable ones with the reason."""
+
+    folder: str
+    num_files: int
+    unreadable: dict
+
+    @property
+    def ok(self):
+        return not self.unreadable
+
+
+def scan(path, workers=None):
+    """Decodes every image file of a folder in parallel threads; returns a ``ScanReport``.
+
+    ``from_folder`` decodes nothing up front (a bad file is skipped when a stream meets
+    it); ``scan`` is the check for those who want it first: every file is decoded as the
+    pipelines would (TensorFlow, else Pillow).
+
+    Example:
+
+    >>> report = bit_keras.data.scan("imagenet/train")
+    >>> report.num_files, sorted(report.unreadable)[:3]
+    """
+    path = _check_folder(path)
+    _, relative, _ = folder_index.list_folder(path, IMAGE_EXTENSIONS)
+    workers = workers or min(32, (os.cpu_count() or 1) * 2)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = pool.map(lambda f: _decode(os.path.join(path, f))[2], relative, chunksize=16)
+        unreadable = {f: error for f, error in zip(relative, results) if error is not None}
+    return ScanReport(path, len(relative), unreadable)
+
+
+def _check_folder(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path must be an existing folder. Received: path={path!r}")
     if not os.path.isdir(path):
         raise NotADirectoryError(f"path must be a folder of class subfolders. Received: "
                                  f"path={path!r} (a file)")
-    classes = sorted(d.name for d in os.scandir(path)
-                     if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise ValueError(f"path must hold one subfolder per class, but {path!r} has none. "
-                         "Expected path/<class name>/<image files>.")
-    files, labels = [], []
-    for c, name in enumerate(classes):
-        found = _image_files(os.path.join(path, name))
-        files += found
-        labels += [c] * len(found)
-    labels = np.asarray(labels, np.int64)
-    prober = _Prober()
-    try:
-        indices = _choose(files, labels, classes, examples_per_class, seed, prober, path)
-    finally:
-        prober.warn(path)  # also when the choice fails: the skipped files may be why
-    store = EncodedStore([files[i] if not prober.blobs[i] else "" for i in indices],
-                         [prober.blobs[i] for i in indices],
-                         np.array([prober.shapes[i] for i in indices], np.int64).reshape(-1, 2))
-    return Source(store, labels[np.asarray(indices, np.int64)], classes,
-                  description=f"folder {path}")
-
-
-def _choose(files, labels, classes, examples_per_class, seed, prober, path):
-    """Indices of the readable files kept: all of them, or K per class."""
-    if examples_per_class is not None:
-        return sampling.choose_per_class(labels, classes, examples_per_class, seed,
-                                         accept=lambda batch: prober.probe(batch, files))
-    readable = prober.probe(list(range(len(files))), files)
-    indices = [i for i, ok in enumerate(readable) if ok]
-    counts = np.bincount(labels[indices], minlength=len(classes))
-    if np.any(counts == 0):
-        empty = [classes[c] for c in np.flatnonzero(counts == 0)]
-        raise ValueError(f"every class needs at least one readable image, but class(es) "
-                         f"{', '.join(map(repr, empty))} in {path!r} have none "
-                         f"(looked for files ending in {', '.join(IMAGE_EXTENSIONS)}).")
-    return indices
-
-
-def _image_files(folder):
-    found = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [os.path.join(root, n) for n in names
-                  if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(found)
+    return path
 
 
 class _Prober:

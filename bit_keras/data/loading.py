@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from bit_keras.data.arrays import from_arrays, from_dataset
 from bit_keras.data.folder import from_folder
+from bit_keras.data.records import from_tfrecords
 from bit_keras.data.source import Source
 from bit_keras.data.tfds_source import from_tfds
 
@@ -15,7 +16,9 @@ _KEYWORDS = {
     "dataset": ("num_classes", "examples_per_class", "seed"),
     "arrays": ("class_names", "examples_per_class", "seed"),
     "source": ("examples_per_class", "seed"),
+    "tfrecords": ("class_names", "examples_per_class", "seed", "label_offset"),
 }
+TFRECORDS = "tfrecords:"
 
 
 def load_source(spec, split="train", **kwargs):
@@ -27,6 +30,8 @@ def load_source(spec, split="train", **kwargs):
             - a folder path: ``spec/<split>/`` when that subfolder exists (a folder with
               ``train/`` and ``test/``), else ``spec`` itself for ``split="train"``;
             - ``"tfds:NAME"`` or a TFDS name (``"cifar10"``);
+            - ``"tfrecords:GLOB"``: TFRecord files of ``tf.train.Example``; ``{split}`` in
+              the glob is replaced by ``split`` (``"tfrecords:imagenet/{split}-*"``);
             - a finite ``tf.data.Dataset`` of ``(image, label)``;
             - an ``(images, labels)`` pair of arrays.
         split: the split to read (TFDS split, or the folder's subfolder).
@@ -55,6 +60,14 @@ def load_source(spec, split="train", **kwargs):
     if not isinstance(spec, str) or not spec:
         raise TypeError("spec must be a Source, a folder path, a TFDS name, a tf.data.Dataset "
                         f"or an (images, labels) pair. Received: {type(spec).__name__}")
+    if spec.startswith(TFRECORDS):
+        pattern = spec[len(TFRECORDS):]
+        if "{split}" not in pattern and split != "train":
+            raise FileNotFoundError(
+                f"split {split!r} of {spec!r}: put {{split}} in the glob to name the files of "
+                f"each split (\"tfrecords:data/{{split}}-*\"). Received: split={split!r}")
+        return from_tfrecords(pattern.replace("{split}", split),
+                              **_check_keywords("tfrecords", kwargs))
     if spec.startswith("tfds:"):
         return from_tfds(spec[len("tfds:"):], split, **_check_keywords("tfds", kwargs))
     if os.path.isdir(spec):

@@ -12,16 +12,16 @@ import numpy as np
 import tensorflow as tf
 
 from bit_keras.data import augment as aug
-from bit_keras.data import sampling
+from bit_keras.data import sampling, streams, tolerant
 from bit_keras.data.source import Source
 from bit_keras.utils import checks
 
 AUTOTUNE = tf.data.AUTOTUNE
-_PERMUTE, _AUGMENT, _MIXUP = 0, 1, 2  # independent random streams of one pipeline
+_PERMUTE, _AUGMENT, _MIXUP = streams.PERMUTE, streams.AUGMENT, streams.MIXUP
 
 
 def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, seed=0,
-                  start_step=0, augment="hyperrule", input_context=None):
+                  start_step=0, augment="hyperrule", input_context=None, skipped_log=None):
     """An infinite, deterministic training stream of augmented, labelled batches.
 
     Args:
@@ -39,10 +39,16 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
             ``"inception"`` (pre-training: random-resized crop, random flip).
         input_context: a ``tf.distribute.InputContext``; pipeline ``i`` of ``n`` reads
             examples ``i, i + n, i + 2n, ...`` only.
+        skipped_log: a file to which unreadable image files are appended, one path a
+            line, when the stream meets them (they are printed on stderr either way).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)``: float32 ``[B, crop, crop, 3]`` in
         [0, 1] and float32 ``[B, num_classes]`` one-hot, multi-hot or mixed.
+
+    A file that cannot be decoded (a source with ``may_fail``, such as a folder) is
+    replaced by the next example of the same epoch's permutation that decodes, so element
+    ``g`` is still a pure function of ``(seed, pipeline, g)`` and resuming stays exact.
 
     Example:
 
@@ -67,32 +73,38 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
             mixup_alpha >= 0 and np.isfinite(mixup_alpha)):
         raise ValueError("mixup_alpha must be a float >= 0 (0 turns mixup off). Received: "
                          f"mixup_alpha={mixup_alpha!r}")
+    if getattr(source._store, "streaming", False):
+        return _finish(streams.train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step,
+                               augment, input_context, skipped_log), input_context)
     pipeline, shard = _shard(source, input_context)
     n = len(shard)
-    load = source.image_loader()
-    labels = tf.constant(source.one_hot_labels())
+    load, label_of = source.image_loader(), _labels(source)
     shard = tf.constant(shard)
     keys = {stream: tf.constant([seed, pipeline * 3 + stream], tf.int64)
             for stream in (_PERMUTE, _AUGMENT, _MIXUP)}
 
-    def element(g):
+    def candidates(g, count):
+        """Example indices at positions g, g + 1, ... of g's epoch permutation."""
         epoch_key = tf.random.experimental.stateless_fold_in(keys[_PERMUTE], g // n)
-        index = tf.gather(shard, tf.random.experimental.index_shuffle(
-            g % n, epoch_key, tf.constant(n - 1, tf.int64)))
+        positions = (g % n + tf.range(count, dtype=tf.int64)) % n
+        return tf.gather(shard, tf.random.experimental.index_shuffle(
+            positions, epoch_key, tf.constant(n - 1, tf.int64)))
+
+    def example(index, g):
         key = tf.random.experimental.stateless_fold_in(keys[_AUGMENT], g)
-        image = load(index)
-        if augment == "hyperrule":
-            image = aug.hyperrule(image, key, resize, crop)
-        else:
-            image = aug.inception(image, key, crop)
-        return image, tf.gather(labels, index), g
+        return aug.training(load(index), key, augment, resize, crop), label_of(index), g
 
     def mix(images, batch_labels, g):
         key = tf.random.experimental.stateless_fold_in(keys[_MIXUP], g[0] // batch_size)
         return aug.mixup(images, batch_labels, float(mixup_alpha), key)
 
     ds = tf.data.Dataset.counter(start=start_step * batch_size, dtype=tf.int64)
-    ds = ds.map(element, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if source.may_fail:  # positions from start_step * batch_size, fault-tolerant
+        ds = tolerant.first_readable(source, lambda g: candidates(g, tolerant.CANDIDATES), example,
+                             (crop, crop), skipped_log, drop=False, start=start_step * batch_size)
+    else:
+        ds = ds.map(lambda g: example(candidates(g, 1)[0], g), num_parallel_calls=AUTOTUNE,
+                    deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     if mixup_alpha > 0:
         ds = ds.map(mix, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -101,7 +113,8 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
     return _finish(ds, input_context)
 
 
-def eval_dataset(source, batch_size, crop=128, input_context=None):
+
+def eval_dataset(source, batch_size, crop=128, input_context=None, skipped_log=None):
     """A finite evaluation stream: every example once, in order, resized to ``crop``.
 
     Args:
@@ -111,6 +124,8 @@ def eval_dataset(source, batch_size, crop=128, input_context=None):
             official BiT evaluation does.
         input_context: a ``tf.distribute.InputContext``; pipeline ``i`` of ``n`` reads
             examples ``i, i + n, ...``.
+        skipped_log: as for ``train_dataset``; an unreadable file is left out of the
+            evaluation.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)``: float32 ``[b, crop, crop, 3]`` in
@@ -123,13 +138,38 @@ def eval_dataset(source, batch_size, crop=128, input_context=None):
     _check_source(source)
     batch_size = _positive_int(batch_size, "batch_size")
     crop = _positive_int(crop, "crop")
+    if getattr(source._store, "streaming", False):
+        return _finish(streams.eval_stream(source, batch_size, crop, input_context, skipped_log),
+                       input_context)
     _, shard = _shard(source, input_context, allow_empty=True)
-    load = source.image_loader()
-    labels = tf.constant(source.one_hot_labels())
-    ds = tf.data.Dataset.from_tensor_slices(shard)
-    ds = ds.map(lambda i: (aug.center(load(i), crop), tf.gather(labels, i)),
-                num_parallel_calls=AUTOTUNE, deterministic=True)
+    load, label_of = source.image_loader(), _labels(source)
+    ds = tf.data.Dataset.range(len(shard))
+    shard = tf.constant(shard)
+
+    def example(index, g):
+        return aug.center(load(index), crop), label_of(index), g
+
+    def index_of(positions):
+        return tf.reshape(tf.gather(shard, positions), [-1])
+
+    if source.may_fail:  # an unreadable file is left out of the evaluation, and reported
+        ds = tolerant.first_readable(source, index_of, example, (crop, crop), skipped_log,
+                             drop=True, end=len(shard))
+    else:
+        ds = ds.map(lambda p: example(index_of(p)[0], p), num_parallel_calls=AUTOTUNE,
+                    deterministic=True)
+    ds = ds.map(lambda images, batch_labels, g: (images, batch_labels))
     return _finish(ds.batch(batch_size), input_context)
+
+
+def _labels(source):
+    """``index -> float32 label row``: one-hot made in the pipeline from int labels (an
+    ``N x classes`` one-hot matrix would not fit in memory for ImageNet-21k)."""
+    if source.multi_label:
+        rows = tf.constant(source.labels.astype(np.float32))
+        return lambda i: tf.gather(rows, i)
+    labels, classes = tf.constant(np.asarray(source.labels, np.int64)), source.num_classes
+    return lambda i: tf.one_hot(tf.gather(labels, i), classes, dtype=tf.float32)
 
 
 def _finish(ds, input_context):

@@ -1,8 +1,9 @@
 """``Source``: a random-access set of labelled images, the one thing the pipelines read.
 
-Images live in one of two stores: decoded pixels in memory (``from_arrays``,
-``from_dataset``) or encoded images, each a file path or its encoded bytes in memory
-(``from_folder``, ``from_tfds``). Either store gives the pipelines a TensorFlow function
+Images live in one of three stores: decoded pixels in memory (``from_arrays``,
+``from_dataset``), encoded images, each a file path or its encoded bytes in memory (a
+few-shot ``from_folder`` draw), or files decoded lazily in the pipeline (``from_folder``:
+``files.FileStore``). Either store gives the pipelines a TensorFlow function
 from an example index to a float32 HWC image in [0, 1], so the same index always yields
 the same image and a pipeline can start anywhere in its stream.
 """
@@ -133,6 +134,8 @@ class Source:
         """The median height x width of the original images (the HyperRule's resolution rule)."""
         if self.num_examples == 0:
             raise ValueError(f"{self!r} has no images, so it has no median image area.")
+        if hasattr(self._store, "median_area"):  # a FileStore estimates it from a sample
+            return self._store.median_area()
         shapes = self._store.shapes.astype(np.float64)
         return float(np.median(shapes[:, 0] * shapes[:, 1]))
 
@@ -161,3 +164,13 @@ class Source:
     def image_loader(self):
         """A TensorFlow function: example index (int64 scalar) -> float32 HWC image in [0, 1]."""
         return self._store.loader()
+
+    @property
+    def may_fail(self):
+        """True when an image can fail to decode in the pipeline (files read lazily)."""
+        return getattr(self._store, "may_fail", False)
+
+    def describe_example(self, i):
+        """A string tensor naming example ``i`` (its file path), for skip reports."""
+        describe = getattr(self._store, "describe", None)
+        return describe(i) if describe else tf.strings.as_string(i)

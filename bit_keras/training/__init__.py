@@ -14,10 +14,17 @@ Example:
 from bit_keras.training.checkpointing import CHECKPOINT_DIR, Checkpointer
 from bit_keras.training.loop import TrainResult, check_settings, train
 from bit_keras.training.model_setup import PRECISIONS, freeze_blocks, replica, with_head
-from bit_keras.training.reporting import METRICS_FILE, read_metrics
+from bit_keras.training.reporting import (
+    METRICS_FILE,
+    SKIPPED_FILE,
+    read_metrics,
+    read_skipped,
+    skipped_log,
+)
 from bit_keras.training.step import LOSSES, make_eval_step, make_train_step
 from bit_keras.training.strategy import STRATEGIES, make_strategy, resolve_strategy
 
-__all__ = ["CHECKPOINT_DIR", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS", "STRATEGIES",
-           "TrainResult", "check_settings", "freeze_blocks", "make_eval_step", "make_strategy",
-           "make_train_step", "read_metrics", "replica", "resolve_strategy", "train", "with_head"]
+__all__ = ["CHECKPOINT_DIR", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS", "SKIPPED_FILE",
+           "STRATEGIES", "TrainResult", "check_settings", "freeze_blocks", "make_eval_step", "make_strategy",
+           "make_train_step", "read_metrics", "read_skipped",
+           "replica", "skipped_log", "resolve_strategy", "train", "with_head"]

@@ -146,11 +146,13 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         if frozen:
             logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
 
+        skipped = training.skipped_log(run_dir)
+
         def train_input(context, start_step):
             return data.train_dataset(source, context.get_per_replica_batch_size(hp.batch),
                                       hp.resize, hp.crop, hp.mixup_alpha, seed=seed,
                                       start_step=start_step, augment="hyperrule",
-                                      input_context=context)
+                                      input_context=context, skipped_log=skipped)
 
         eval_batch = max(1, hp.batch // (batch_split * strategy.num_replicas_in_sync))
         result = training.train(
@@ -158,7 +160,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
             loss="sigmoid" if source.multi_label else "softmax", momentum=hp.momentum,
             batch_split=batch_split, precision=precision,
             eval_input=None if eval_source is None else (
-                lambda: data.eval_dataset(eval_source, eval_batch, hp.crop)),
+                lambda: data.eval_dataset(eval_source, eval_batch, hp.crop,
+                                                skipped_log=skipped)),
             eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
             progress=progress)
         weights_path = None
@@ -177,7 +180,9 @@ def _eval_source(data, spec, explicit):
         return data.load_source(spec, "test")
     if isinstance(spec, (str, os.PathLike)):
         spec = os.fspath(spec)
-        if not os.path.isdir(spec) or os.path.isdir(os.path.join(spec, "test")):
+        if spec.startswith(data.TFRECORDS) and "{split}" not in spec:
+            pass  # one set of files: no test split to find
+        elif not os.path.isdir(spec) or os.path.isdir(os.path.join(spec, "test")):
             return data.load_source(spec, "test")
     logging.warning("No evaluation data: pass eval_data= (or a folder with test/) to evaluate")
     return None

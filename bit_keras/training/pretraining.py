@@ -191,11 +191,13 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     with run_lock.hold(run_dir if chief else None):
         model = training.with_head(model, source.num_classes)
 
+        skipped = training.skipped_log(run_dir)
+
         def train_input(context, start_step):
             return data.train_dataset(source, context.get_per_replica_batch_size(batch),
                                       resize=resize or crop * 9 // 8, crop=crop, seed=seed,
                                       start_step=start_step, augment=augment,
-                                      input_context=context)
+                                      input_context=context, skipped_log=skipped)
 
         eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
         result = training.train(
@@ -203,7 +205,7 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
             momentum=MOMENTUM, weight_decay=weight_decay, batch_split=batch_split,
             precision=precision,
             eval_input=None if eval_source is None else (
-                lambda: data.eval_dataset(eval_source, eval_batch, crop)),
+                lambda: data.eval_dataset(eval_source, eval_batch, crop, skipped_log=skipped)),
             eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
             progress=progress)
         weights_path = None

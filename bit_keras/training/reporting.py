@@ -13,6 +13,7 @@ from tensorflow.core.framework import summary_pb2
 from bit_keras.utils import atomic
 
 METRICS_FILE = "metrics.jsonl"
+SKIPPED_FILE = "skipped_files.txt"  # unreadable image files the streams passed over
 TENSORBOARD_DIR = "tensorboard"
 # What tf.summary.scalar writes, without needing the tensorboard package installed.
 _SCALAR = summary_pb2.SummaryMetadata(
@@ -52,6 +53,20 @@ def read_metrics(run_dir):
                              "remove that line, or use a new run_dir") from None
         records.append(record)
     return records
+
+
+def skipped_log(run_dir):
+    """Where a run's streams append the unreadable image files they meet (None: nowhere)."""
+    return None if run_dir is None else os.path.join(run_dir, SKIPPED_FILE)
+
+
+def read_skipped(run_dir):
+    """The unreadable image files a run's streams passed over: sorted, each once."""
+    path = os.path.join(run_dir, SKIPPED_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return sorted({line.strip() for line in f if line.strip()})
 
 
 class Reporter:

@@ -1,0 +1,122 @@
+"""``FileStore``: image files read and decoded lazily, in the pipeline, one at a time.
+
+Nothing is decoded when a source is made: the store holds the paths only. TensorFlow
+decodes JPEG, PNG, GIF and BMP; other extensions (TIFF, WebP, PPM, ...) and palette BMPs
+(which TensorFlow 2.21 misreads as gray levels) go to Pillow through ``tf.numpy_function``.
+A file that cannot be read or decoded fails its element; the pipelines then take the next
+candidate (see ``pipeline.py``) and report the file, so one bad file never stops a run.
+"""
+
+import concurrent.futures
+
+import numpy as np
+import tensorflow as tf
+
+# What tf.io.decode_image reads right; the rest goes to Pillow.
+TF_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp")
+SIZE_SAMPLE = 1000  # files whose headers estimate the median image area
+
+
+def _pillow_decode(path):
+    from PIL import Image
+    with Image.open(path.decode("utf-8", "surrogateescape")) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _palette_bmp(data):
+    """True for a BMP of 1-8 bits a pixel (its bit count is the uint16 at byte 28)."""
+    head = tf.io.decode_raw(tf.strings.substr(tf.strings.join([data, b"\0" * 30]), 0, 30),
+                            tf.uint8)
+    bits = tf.cast(head[28], tf.int32) + 256 * tf.cast(head[29], tf.int32)
+    return tf.logical_and(tf.equal(tf.strings.substr(data, 0, 2), b"BM"), bits <= 8)
+
+
+def header_size(path):
+    """(height, width) from an image file's header (Pillow reads no pixels), or None."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception:  # noqa: BLE001 - unreadable: left out of the estimate
+        return None
+
+
+def header_sizes_of_bytes(blobs):
+    """The (height, width) of encoded images in memory (``(0, 0)`` for unreadable ones)."""
+    import io
+    return header_sizes([io.BytesIO(b) for b in blobs], workers=1)
+
+
+def header_sizes(paths, workers=8):
+    """The (height, width) of every path (``(0, 0)`` for unreadable ones), in threads."""
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        sizes = list(pool.map(header_size, paths, chunksize=64))
+    return np.array([s or (0, 0) for s in sizes], np.int64).reshape(-1, 2)
+
+
+class FileStore:
+    """Image files, decoded in the pipeline. ``may_fail``: an element can fail to decode."""
+
+    may_fail = True
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+        self._shapes = None
+
+    def subset(self, indices):
+        return FileStore([self.paths[i] for i in indices])
+
+    @property
+    def shapes(self):
+        """Every file's original (height, width), read from the headers on first use (this
+        opens every file: a full folder's ``median_area`` uses a sample instead)."""
+        if self._shapes is None:
+            self._shapes = header_sizes(self.paths)
+        return self._shapes
+
+    def median_area(self):
+        """The median height x width, over a fixed sample of ``SIZE_SAMPLE`` files at most."""
+        if self._shapes is not None or len(self.paths) <= SIZE_SAMPLE:
+            shapes = self.shapes
+        else:
+            picked = np.random.default_rng(0).choice(len(self.paths), SIZE_SAMPLE, replace=False)
+            shapes = header_sizes([self.paths[i] for i in np.sort(picked)])
+        shapes = shapes[(shapes > 0).all(axis=1)].astype(np.float64)
+        if not len(shapes):
+            raise ValueError("no image file of this source could be read to estimate the "
+                             "median image area; run bit_keras.data.scan on the folder")
+        return float(np.median(shapes[:, 0] * shapes[:, 1]))
+
+    def describe(self, i):
+        """The path of element ``i`` (a string tensor), for reports of unreadable files."""
+        return tf.gather(self._paths_tensor(), i)
+
+    def _paths_tensor(self):
+        if not hasattr(self, "_tensor"):
+            self._tensor = tf.constant(self.paths)
+        return self._tensor
+
+    def loader(self):
+        paths = self._paths_tensor()
+        pillow_only = any(not p.lower().endswith(TF_EXTENSIONS) for p in self.paths)
+        any_bmp = any(p.lower().endswith(".bmp") for p in self.paths)
+        tf_pattern = "(?i).*(" + "|".join(e.replace(".", r"\.") for e in TF_EXTENSIONS) + ")"
+
+        def pillow(path):
+            image = tf.numpy_function(_pillow_decode, [path], tf.uint8, stateful=False)
+            return tf.reshape(image, tf.concat([tf.shape(image)[:2], [3]], 0))
+
+        def load(i):
+            path = tf.gather(paths, i)
+            data = tf.io.read_file(path)
+
+            def with_tf():
+                return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+            image = with_tf() if not (pillow_only or any_bmp) else tf.cond(
+                tf.logical_and(tf.strings.regex_full_match(path, tf_pattern),
+                               tf.logical_not(_palette_bmp(data))),
+                with_tf, lambda: pillow(path))
+            image.set_shape([None, None, 3])
+            return tf.cast(image, tf.float32) / 255.0
+        return load

@@ -1,0 +1,181 @@
+"""``from_tfrecords``: a streaming ``Source`` over TFRecord shards of ``tf.train.Example``.
+
+The records are never held: the pipelines stream them (``pipeline.py``, "streams"),
+sharded by file across input pipelines, each epoch in a file order and a shuffle drawn from
+``(seed, pipeline, epoch)`` (windows of ``streams.SHUFFLE_BUFFER`` records permuted statelessly). What the source keeps is one int label per example and a
+record count per file, from one pass that parses the label feature only (no image is
+decoded) and is cached in ``$BIT_KERAS_HOME/record_index/`` keyed by the files' names,
+sizes and modification times, so a resume or an evaluation does not read them again.
+"""
+
+import glob
+import hashlib
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from bit_keras.checkpoints.cache import cache_dir
+from bit_keras.data import sampling
+from bit_keras.data.source import EncodedStore, Source
+from bit_keras.utils import atomic
+
+IMAGE_KEY, LABEL_KEY, TEXT_KEY = "image/encoded", "image/class/label", "image/class/text"
+SIZE_SAMPLE = 1000
+
+
+class RecordStore:
+    """TFRecord files of ``tf.train.Example``; ``counts[f]``: the records of file ``f``."""
+
+    may_fail = True
+    streaming = True
+
+    def __init__(self, files, counts, image_key, label_key, label_offset):
+        self.files, self.counts = list(files), np.asarray(counts, np.int64)
+        self.image_key, self.label_key, self.label_offset = image_key, label_key, label_offset
+
+    def parse(self, serialized):
+        """``(encoded image, int64 label)`` of one serialized record."""
+        features = tf.io.parse_single_example(serialized, {
+            self.image_key: tf.io.FixedLenFeature([], tf.string),
+            self.label_key: tf.io.FixedLenFeature([], tf.int64)})
+        return features[self.image_key], features[self.label_key] - self.label_offset
+
+    def records(self, files=None):
+        """The raw records of ``files`` (default all), in order."""
+        return tf.data.TFRecordDataset(files or self.files)
+
+    def subset(self, indices):
+        """An in-memory ``EncodedStore`` of the records at ``indices``: one pass over the
+        files, stopping after the last index (few-shot draws; keep subsets small)."""
+        from bit_keras.data.files import header_sizes_of_bytes
+        indices = np.asarray(indices, np.int64)
+        wanted, blobs = set(indices.tolist()), {}
+        if len(indices):
+            for i, serialized in enumerate(self.records().take(int(indices.max()) + 1)):
+                if i in wanted:
+                    blobs[i] = self.parse(serialized)[0].numpy()
+        chosen = [blobs[i] for i in indices.tolist()]
+        return EncodedStore([""] * len(chosen), chosen, header_sizes_of_bytes(chosen))
+
+    def median_area(self):
+        sizes = []
+        for serialized in self.records().take(SIZE_SAMPLE):
+            encoded, _ = self.parse(serialized)
+            shape = tf.image.extract_jpeg_shape(encoded) if tf.io.is_jpeg(encoded) else tf.shape(
+                tf.io.decode_image(encoded, channels=3, expand_animations=False))
+            sizes.append(int(shape[0]) * int(shape[1]))
+        return float(np.median(sizes))
+
+
+def from_tfrecords(pattern, class_names=None, examples_per_class=None, seed=0,
+                   image_key=IMAGE_KEY, label_key=LABEL_KEY, label_offset=0, cache_index=True):
+    """A streaming ``Source`` over TFRecord files of ``tf.train.Example`` records.
+
+    Args:
+        pattern: a glob (``"imagenet/train-*"``), or a list of files or globs. Files are
+            sorted; under ``tf.distribute`` each input pipeline reads its own files.
+        class_names: the class names in label order, or a text file of one name a line.
+            Default: the ``image/class/text`` values met for each label, else ``"0"``,
+            ``"1"``, ...
+        examples_per_class: keep K per class (few-shot), drawn by ``seed`` from the labels;
+            the drawn records (only those) are then read into memory in one pass.
+        image_key, label_key: the feature keys (the standard ``image/encoded`` and
+            ``image/class/label``).
+        label_offset: subtracted from every label (1 for ImageNet TFRecords made by the
+            TPU scripts, whose labels run 1..1000).
+        cache_index: reuse the labels and counts of unchanged files.
+
+    Returns:
+        A ``bit_keras.data.Source`` that the pipelines stream (``source.streaming``).
+
+    Example:
+
+    >>> train = bit_keras.data.from_tfrecords("imagenet/train-*", label_offset=1)
+    >>> result = bit_keras.fine_tune(model, train, run_dir="runs/imagenet")
+    """
+    examples_per_class = sampling.check_examples_per_class(examples_per_class)
+    seed = sampling.check_seed(seed)
+    files = _files(pattern)
+    labels, counts, texts = _index(files, image_key, label_key, TEXT_KEY, cache_index)
+    labels = labels - label_offset
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"labels must be >= 0 after label_offset={label_offset}; the records "
+                         f"hold {int(labels.min()) + label_offset}. Pass label_offset=1 for "
+                         "labels that start at 1.")
+    num_classes = int(labels.max()) + 1 if labels.size else 0
+    names = _class_names(class_names, num_classes, texts, label_offset)
+    store = RecordStore(files, counts, image_key, label_key, label_offset)
+    source = Source(store, labels, names, description=f"tfrecords {pattern}")
+    if examples_per_class is not None:
+        indices = sampling.choose_per_class(labels, names, examples_per_class, seed)
+        source = source.subset(indices)  # the drawn records, read into memory
+    return source
+
+
+def _files(pattern):
+    patterns = [pattern] if isinstance(pattern, (str, os.PathLike)) else list(pattern)
+    files = sorted({f for p in patterns for f in (glob.glob(os.fspath(p))
+                                                   or ([os.fspath(p)] if os.path.isfile(os.fspath(p)) else []))})
+    if not files:
+        raise FileNotFoundError(f"pattern must name TFRecord files (a glob or a list). "
+                                f"Received: pattern={pattern!r}, which matches no file")
+    return files
+
+
+def _index(files, image_key, label_key, text_key, use_cache):
+    """``(int64 labels, per-file counts, {label: text})``: one pass over the label feature."""
+    stats = [(os.path.realpath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
+    key = hashlib.sha256(json.dumps([stats, label_key, text_key]).encode()).hexdigest()[:32]
+    path = os.path.join(cache_dir(), "record_index", key + ".npz")
+    if use_cache and os.path.isfile(path):
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                texts = json.loads(str(cached["texts"]))
+                return cached["labels"], cached["counts"], {int(k): v for k, v in texts.items()}
+        except (OSError, ValueError, KeyError):
+            pass  # damaged: read the files again
+    spec = {label_key: tf.io.FixedLenFeature([], tf.int64),
+            text_key: tf.io.FixedLenFeature([], tf.string, default_value="")}
+    labels, counts, texts = [], [], {}
+    for f in files:
+        count = 0
+        ds = tf.data.TFRecordDataset(f).batch(4096).map(
+            lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        try:
+            for batch in ds:
+                labels.append(batch[label_key].numpy())
+                count += len(labels[-1])
+                for label, text in zip(labels[-1][:64], batch[text_key].numpy()[:64]):
+                    if text and int(label) not in texts:
+                        texts[int(label)] = text.decode("utf-8", "replace")
+        except tf.errors.OpError as e:
+            raise ValueError(f"TFRecord file {f!r} does not hold tf.train.Example records with "
+                             f"an int64 {label_key!r} feature ({e.message.splitlines()[0]})") from None
+        counts.append(count)
+    labels = np.concatenate(labels) if labels else np.zeros([0], np.int64)
+    counts = np.asarray(counts, np.int64)
+    logging.info("Indexed %d records in %d TFRecord files", len(labels), len(files))
+    if use_cache:
+        try:
+            with atomic.atomic_file(path) as tmp:
+                with open(tmp, "wb") as out:
+                    np.savez(out, labels=labels, counts=counts, texts=np.array(json.dumps(texts)))
+        except OSError as e:
+            logging.warning("Could not cache the record index in %s: %s", path, e)
+    return labels, counts, texts
+
+
+def _class_names(class_names, num_classes, texts, label_offset):
+    if class_names is None:
+        return [texts.get(c + label_offset, str(c)) for c in range(num_classes)]
+    if isinstance(class_names, (str, os.PathLike)):
+        with open(class_names, encoding="utf-8") as f:
+            class_names = [line.strip() for line in f if line.strip()]
+    class_names = list(class_names)
+    if len(class_names) < num_classes:
+        raise ValueError(f"class_names must name every label: the records hold labels up to "
+                         f"{num_classes - 1}. Received: {len(class_names)} names")
+    return class_names

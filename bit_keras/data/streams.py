@@ -1,0 +1,97 @@
+"""The streams of a TFRecord source (``records.RecordStore``): files dealt out to the
+input pipelines, read in a drawn order, permuted in windows, resumable by position."""
+
+import tensorflow as tf
+
+from bit_keras.data import augment as aug
+
+AUTOTUNE = tf.data.AUTOTUNE
+PERMUTE, AUGMENT, MIXUP = 0, 1, 2  # independent random streams of one pipeline
+SHUFFLE_BUFFER = 10_000  # records permuted together: ~1 GB at ImageNet's ~110 KB a JPEG
+
+
+def decode(encoded):
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def stream_files(source, input_context):
+    """(pipeline id, this pipeline's files, its record count): files are dealt out."""
+    store = source._store
+    i, n = (0, 1) if input_context is None else (input_context.input_pipeline_id,
+                                                 input_context.num_input_pipelines)
+    if len(store.files) < n:
+        raise ValueError(f"a TFRecord source is sharded by file: {n} input pipelines need at "
+                         f"least {n} files. Received: {len(store.files)} file(s); write the "
+                         "records as more shards")
+    return i, store.files[i::n], int(store.counts[i::n].sum())
+
+
+def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step, augment,
+            input_context, skipped_log):
+    """The training stream of a streaming source: deterministic, resumable by position.
+
+    Epoch ``e`` of pipeline ``i`` reads its files in an order drawn from ``(seed, i, e)``,
+    interleaved deterministically, and permutes each window of ``SHUFFLE_BUFFER`` records
+    by ``(seed, i, e, window)``. So
+    element ``g`` is a function of ``(seed, i, g)`` as for random-access sources: a resumed
+    stream starts at epoch ``g // n`` and skips ``g % n`` raw records (read, not decoded).
+    """
+    store = source._store
+    pipeline, files, n = stream_files(source, input_context)
+    first = start_step * batch_size
+    files_t = tf.constant(files)
+    base = tf.constant([seed, pipeline * 3 + PERMUTE], tf.int64)
+    aug_key = tf.constant([seed, pipeline * 3 + AUGMENT], tf.int64)
+    mix_key = tf.constant([seed, pipeline * 3 + MIXUP], tf.int64)
+    label_of = lambda label: tf.one_hot(label, source.num_classes, dtype=tf.float32)  # noqa: E731
+
+    def epoch(e):
+        key = tf.random.experimental.stateless_fold_in(base, e)
+        order = tf.random.experimental.index_shuffle(
+            tf.range(len(files), dtype=tf.int64), key, tf.constant(len(files) - 1, tf.int64))
+        records = tf.data.Dataset.from_tensor_slices(tf.gather(files_t, order)).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(16, len(files)), block_length=1,
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+        # A stateless shuffle: windows of SHUFFLE_BUFFER records, each permuted by
+        # (key, window); no buffer state, so nothing but the position decides an element.
+        windows = records.batch(SHUFFLE_BUFFER).enumerate()
+
+        def permute(w, window):
+            noise = tf.random.stateless_uniform(
+                tf.shape(window), tf.random.experimental.stateless_fold_in(key, w))
+            return tf.data.Dataset.from_tensor_slices(tf.gather(window, tf.argsort(noise)))
+
+        return windows.flat_map(permute)
+
+    ds = tf.data.Dataset.counter(start=first // n).flat_map(epoch).skip(first % n)
+    ds = ds.enumerate(start=first)
+
+    def example(g, serialized):
+        encoded, label = store.parse(serialized)
+        key = tf.random.experimental.stateless_fold_in(aug_key, g)
+        return aug.training(decode(encoded), key, augment, resize, crop), label_of(label), g
+
+    ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.ignore_errors(log_warning=True)  # an undecodable record is dropped, and logged
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if mixup_alpha > 0:
+        def mix(images, batch_labels, g):
+            key = tf.random.experimental.stateless_fold_in(mix_key, g[0] // batch_size)
+            return aug.mixup(images, batch_labels, float(mixup_alpha), key)
+        return ds.map(mix, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.map(lambda images, batch_labels, g: (images, batch_labels))
+
+
+def eval_stream(source, batch_size, crop, input_context, skipped_log):
+    """Every record of this pipeline's files once, in file order (undecodable ones left out)."""
+    store = source._store
+    _, files, _ = stream_files(source, input_context) if input_context else (0, store.files, 0)
+
+    def example(serialized):
+        encoded, label = store.parse(serialized)
+        return aug.center(decode(encoded), crop), tf.one_hot(label, source.num_classes)
+
+    ds = store.records(files).map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.ignore_errors(log_warning=True).batch(batch_size)

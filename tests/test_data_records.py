@@ -1,0 +1,166 @@
+"""TFRecord shards of tf.train.Example: streamed, sharded by file, exact on resume."""
+
+import io
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import bit_keras
+from bit_keras import data as bd
+
+SIZE, CLASSES, PER_FILE, FILES = 8, 3, 6, 4
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIT_KERAS_HOME", str(tmp_path / "home"))
+
+
+def _png(level):
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((SIZE, SIZE, 3), level, np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def write_records(folder, files=FILES, per_file=PER_FILE, offset=0, bad=None):
+    """Example ``k`` is a constant image of grey level ``k + 1`` with label ``k % CLASSES``."""
+    os.makedirs(folder, exist_ok=True)
+    k = 0
+    for f in range(files):
+        with tf.io.TFRecordWriter(os.path.join(folder, f"train-{f:05d}-of-{files:05d}")) as w:
+            for _ in range(per_file):
+                label = k % CLASSES
+                encoded = b"\x89PNG broken" if k == bad else _png(k + 1)
+                w.write(tf.train.Example(features=tf.train.Features(feature={
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+                    "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label + offset])),
+                    "image/class/text": tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[f"class{label}".encode()])),
+                })).SerializeToString())
+                k += 1
+    return os.path.join(folder, "train-*")
+
+
+def _levels(ds, batches):
+    return [int(round(float(v))) for images, _ in ds.take(batches)
+            for v in images.numpy()[:, 0, 0, 0] * 255]
+
+
+def test_a_tfrecord_source_keeps_labels_and_counts_only(tmp_path):
+    source = bd.from_tfrecords(write_records(tmp_path / "r", offset=1), label_offset=1)
+    n = FILES * PER_FILE
+    assert source.num_examples == n and source.class_names == ["class0", "class1", "class2"]
+    np.testing.assert_array_equal(source.labels, np.arange(n) % CLASSES)
+    np.testing.assert_array_equal(source._store.counts, [PER_FILE] * FILES)
+    assert source.median_image_area() == SIZE * SIZE
+    (images, labels), = list(bd.eval_dataset(source, n, crop=SIZE))
+    np.testing.assert_array_equal(np.round(images.numpy()[:, 0, 0, 0] * 255), np.arange(1, n + 1))
+    np.testing.assert_array_equal(labels.numpy().argmax(1), np.arange(n) % CLASSES)
+    with pytest.raises(ValueError, match=r"labels must be >= 0 after label_offset=2"):
+        bd.from_tfrecords(str(tmp_path / "r" / "train-*"), label_offset=2)
+
+
+def test_the_stream_sees_every_record_once_per_epoch_and_resumes_exactly(tmp_path):
+    source = bd.from_tfrecords(write_records(tmp_path / "r"))
+    n, batch = source.num_examples, 4
+
+    def stream(start_step=0, seed=1):
+        return bd.train_dataset(source, batch, resize=SIZE, crop=SIZE, seed=seed,
+                                start_step=start_step)
+
+    levels = _levels(stream(), 3 * n // batch)
+    for epoch in range(3):
+        assert sorted(levels[epoch * n:(epoch + 1) * n]) == list(range(1, n + 1))
+    assert levels[:n] != levels[n:2 * n]  # each epoch its own order
+    assert levels == _levels(stream(), 3 * n // batch)  # deterministic
+    assert _levels(stream(start_step=7), 6) == levels[7 * batch:13 * batch]  # across an epoch
+    assert _levels(stream(seed=2), n // batch) != levels[:n]
+
+
+def test_two_pipelines_read_disjoint_files_that_cover_every_record(tmp_path):
+    source = bd.from_tfrecords(write_records(tmp_path / "r"))
+    n = source.num_examples
+    shares = []
+    for i in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i)
+        shares.append(_levels(bd.train_dataset(source, 3, resize=SIZE, crop=SIZE,
+                                               input_context=context), n // 2 // 3))
+    assert not set(shares[0]) & set(shares[1])
+    assert sorted(shares[0] + shares[1]) == list(range(1, n + 1))
+    context = tf.distribute.InputContext(num_input_pipelines=8, input_pipeline_id=0)
+    with pytest.raises(ValueError, match=r"8 input pipelines need at least 8 files"):
+        bd.train_dataset(source, 3, resize=SIZE, crop=SIZE, input_context=context)
+
+
+def test_few_shot_reads_only_the_drawn_records_into_memory(tmp_path):
+    source = bd.from_tfrecords(write_records(tmp_path / "r"), examples_per_class=2, seed=3)
+    assert source.num_examples == 2 * CLASSES and not source.may_fail
+    assert np.bincount(source.labels).tolist() == [2] * CLASSES
+    (images, labels), = list(bd.eval_dataset(source, 10, crop=SIZE))
+    levels = np.round(images.numpy()[:, 0, 0, 0] * 255).astype(int)
+    np.testing.assert_array_equal((levels - 1) % CLASSES, labels.numpy().argmax(1))
+
+
+def test_the_label_pass_is_cached_until_a_file_changes(tmp_path, monkeypatch):
+    pattern = write_records(tmp_path / "r")
+    bd.from_tfrecords(pattern)
+    from bit_keras.data import records
+    real = records.tf.data.TFRecordDataset
+    opened = []
+    monkeypatch.setattr(records.tf.data, "TFRecordDataset",
+                        lambda *a, **k: opened.append(a) or real(*a, **k))
+    bd.from_tfrecords(pattern)
+    assert opened == []  # the cached labels and counts
+    monkeypatch.undo()
+    write_records(tmp_path / "r", files=FILES, per_file=PER_FILE + 1)
+    assert bd.from_tfrecords(pattern).num_examples == FILES * (PER_FILE + 1)
+
+
+def test_an_undecodable_record_is_dropped_from_the_stream(tmp_path):
+    source = bd.from_tfrecords(write_records(tmp_path / "r", bad=5))
+    levels = _levels(bd.train_dataset(source, 4, resize=SIZE, crop=SIZE), 5)
+    assert 6 not in levels and len(levels) == 20
+
+
+def test_fine_tune_on_tfrecords_resumes_to_the_uninterrupted_weights(tmp_path):
+    import fine_tune_support as support
+    support.write_task(str(tmp_path / "task"), train_per_class=4, test_per_class=1)
+    # The task's images as TFRecord shards, with its labels.
+    source = bd.from_folder(str(tmp_path / "task" / "train"))
+    os.makedirs(tmp_path / "rec")
+    for f in range(3):
+        with tf.io.TFRecordWriter(str(tmp_path / "rec" / f"train-{f}")) as w:
+            for i in range(f, source.num_examples, 3):
+                with open(source._store.paths[i], "rb") as image:
+                    encoded = image.read()
+                w.write(tf.train.Example(features=tf.train.Features(feature={
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
+                    "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+                        value=[int(source.labels[i])]))})).SerializeToString())
+    spec = f"tfrecords:{tmp_path / 'rec' / 'train-*'}"
+    options = dict(steps=8, batch=6, resize=36, crop=32, base_lr=0.5, checkpoint_every=4,
+                   eval_every=4, seed=2)
+
+    def tune(run_dir):
+        model = keras_tiny()
+        return bit_keras.fine_tune(model, spec, run_dir=str(run_dir), **options)
+
+    whole = tune(tmp_path / "whole")
+    shutil.copytree(tmp_path / "whole", tmp_path / "killed")
+    for name in os.listdir(tmp_path / "killed" / "checkpoints"):  # as if killed after step 4
+        if name.startswith("ckpt-8"):
+            os.remove(tmp_path / "killed" / "checkpoints" / name)
+    resumed = tune(tmp_path / "killed")
+    assert resumed.resumed_from.endswith("ckpt-4")
+    for a, b in zip(resumed.model.get_weights(), whole.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def keras_tiny():
+    import keras
+    keras.utils.set_random_seed(0)
+    return bit_keras.build("R14x1-tiny", num_classes=3)
