@@ -504,3 +504,53 @@ def test_mirrored_strategy_feeds_two_replicas_every_example_per_epoch():
     ids = [int(v) for line in out.stdout.split("\n") if line for v in line.split()]
     assert len(ids) == 16
     assert sorted(ids[:8]) == list(range(8)) and sorted(ids[8:]) == list(range(8))
+
+
+class BitKerasTestManual(tfds.core.GeneratorBasedBuilder):
+    """Images prepared from files a user downloaded by hand (as ImageNet's tars)."""
+    VERSION = tfds.core.Version("1.0.0")
+    MANUAL_DOWNLOAD_INSTRUCTIONS = "Put levels.txt (one grey level a line) in the manual dir."
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(4, 4, 3)),
+            "label": tfds.features.ClassLabel(num_classes=2)}), supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        levels = (dl_manager.manual_dir / "levels.txt").read_text().split()
+        return {"train": self._generate_examples([int(v) for v in levels])}
+
+    def _generate_examples(self, levels):
+        for i, level in enumerate(levels):
+            yield i, {"image": np.full((4, 4, 3), level, np.uint8), "label": i % 2}
+
+
+def test_tfds_manual_dir_and_datadir_flags_prepare_and_read(tmp_path):
+    from absl import flags
+
+    from bit_keras.cli import common, run_fine_tune
+    (tmp_path / "manual").mkdir()
+    (tmp_path / "manual" / "levels.txt").write_text("10 20 30 40")
+    fv = flags.FlagValues()
+    run_fine_tune.define_flags(fv)
+    fv(["fine_tune", "--dataset=bit_keras_test_manual", f"--datadir={tmp_path / 'tfds'}",
+        f"--tfds_manual_dir={tmp_path / 'manual'}", "--eval_dataset=tfds:bit_keras_test_manual"])
+    with pytest.raises(ValueError, match="split must be one of"):  # it has no test split
+        common.data_specs(fv, bd)
+    assert (tmp_path / "tfds" / "bit_keras_test_manual").is_dir()  # prepared from the manual dir
+    fv.eval_dataset = None
+    train, held_out = common.data_specs(fv, bd, default_eval=False)
+    assert held_out is None
+    (images, _), = _take(bd.eval_dataset(train, 4, crop=4), 1)
+    assert sorted(np.round(images[:, 0, 0, 0] * 255).astype(int)) == [10, 20, 30, 40]
+
+
+def test_the_official_splits_of_named_datasets(tfds_dir, monkeypatch):
+    from bit_keras.data import loading
+    assert loading.official_split("cifar10", "train") == "train[:98%]"
+    assert loading.official_split("imagenet2012:5.1.0", "test") == "validation"
+    assert loading.official_split("cifar10", "train[:100%]") == "train[:100%]"
+    monkeypatch.setitem(loading.OFFICIAL_SPLITS, "bit_keras_test_images",
+                        {"train": "train[:50%]", "test": "train[50%:]"})
+    assert bd.load_source("bit_keras_test_images", "train", data_dir=tfds_dir).num_examples == 6
+    assert bd.load_source("tfds:bit_keras_test_images", "test", data_dir=tfds_dir).num_examples == 6

@@ -51,6 +51,20 @@ def training_main(prog, argv, run):
     return status
 
 
+def data_specs(fv, data, default_eval=True):
+    """``(train, eval)`` data for a training command: the ``--dataset`` and
+    ``--eval_dataset`` specs as they are, or, with ``--datadir``/``--tfds_manual_dir``
+    (TFDS only), the sources they name (the eval one from ``--dataset``'s test split when
+    ``--eval_dataset`` is not given and ``default_eval``)."""
+    options = {k: v for k, v in (("data_dir", fv.datadir), ("manual_dir", fv.tfds_manual_dir))
+               if v}
+    if not options:
+        return fv.dataset, fv.eval_dataset
+    eval_spec = fv.eval_dataset or (fv.dataset if default_eval else None)
+    return (data.load_source(fv.dataset, "train", **options),
+            eval_spec and data.load_source(eval_spec, "test", **options))
+
+
 def require(fv, *names):
     """Raises a ValueError naming the first of ``names`` that has no value."""
     for name in names:

@@ -31,6 +31,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("bit_pretrained_dir", ".", "Folder of official BiT checkpoints.", flag_values=fv)
     flags.DEFINE_string("dataset", None, "Folder of class subfolders (or train/ and test/), or a "
                         "TFDS name.", flag_values=fv)
+    flags.DEFINE_string("datadir", None, "TFDS data_dir (default ~/tensorflow_datasets).",
+                        flag_values=fv)
+    flags.DEFINE_string("tfds_manual_dir", None, "Where a manually downloaded TFDS dataset's "
+                        "files are (ImageNet's tars), to prepare it.", flag_values=fv)
     flags.DEFINE_string("eval_dataset", None, "Evaluation data (default: the test split).", flag_values=fv)
     flags.DEFINE_integer("examples_per_class", None, "Few-shot: images per class.", flag_values=fv)
     flags.DEFINE_integer("examples_per_class_seed", 0, "Seed of the few-shot draw.", flag_values=fv)
@@ -58,8 +62,10 @@ def run_from_flags(fv=flags.FLAGS):
     strategy = training.make_strategy(fv.strategy)  # before any other TensorFlow work
     model = _load_model(fv.model, fv.weights, fv.bit_pretrained_dir)
     run_dir = os.path.join(fv.logdir, fv.name)
+    from bit_keras import data
+    train_data, eval_data = common.data_specs(fv, data)
     result = finetuning.fine_tune(
-        model, fv.dataset, fv.eval_dataset, run_dir=run_dir, hyperrule=fv.hyperrule,
+        model, train_data, eval_data, run_dir=run_dir, hyperrule=fv.hyperrule,
         batch=fv.batch, batch_split=fv.batch_split, base_lr=fv.base_lr, steps=fv.steps,
         resize=fv.resize, crop=fv.crop, mixup_alpha=fv.mixup_alpha,
         examples_per_class=fv.examples_per_class,

@@ -23,6 +23,10 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_string("logdir", None, "Where run folders go.", flag_values=fv)
     flags.DEFINE_string("model", "R50x1", "Architecture: a bit_keras.VARIANTS name or R50x1-style.", flag_values=fv)
     flags.DEFINE_string("dataset", None, "Folder of class subfolders, or a TFDS name.", flag_values=fv)
+    flags.DEFINE_string("datadir", None, "TFDS data_dir (default ~/tensorflow_datasets).",
+                        flag_values=fv)
+    flags.DEFINE_string("tfds_manual_dir", None, "Where a manually downloaded TFDS dataset's "
+                        "files are (ImageNet's tars), to prepare it.", flag_values=fv)
     flags.DEFINE_string("eval_dataset", None, "Held-out data for accuracy.", flag_values=fv)
     flags.DEFINE_enum("recipe", "bit-m", sorted(pretraining.RECIPES), "Upstream schedule.", flag_values=fv)
     flags.DEFINE_integer("batch", 4096, "Global batch size.", flag_values=fv)
@@ -50,11 +54,12 @@ def run_from_flags(fv=flags.FLAGS):
 
     common.require(fv, "name", "logdir", "dataset")
     strategy = training.make_strategy(fv.strategy)  # before any other TensorFlow work
-    source = data.load_source(fv.dataset, "train")
+    source, eval_data = common.data_specs(fv, data, default_eval=False)
+    source = data.load_source(source, "train")
     with strategy.scope():
         model = bit_keras.build(fv.model, num_classes=source.num_classes)
     return pretraining.pretrain(
-        model, source, fv.eval_dataset, run_dir=os.path.join(fv.logdir, fv.name),
+        model, source, eval_data, run_dir=os.path.join(fv.logdir, fv.name),
         recipe=fv.recipe, batch=fv.batch, batch_split=fv.batch_split, epochs=fv.epochs,
         steps=fv.steps, base_lr=fv.base_lr, weight_decay=fv.weight_decay,
         warmup_steps=fv.warmup_steps, crop=fv.crop, augment=fv.augment, resize=fv.resize,

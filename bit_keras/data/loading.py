@@ -12,13 +12,27 @@ from bit_keras.data.tfds_source import from_tfds
 
 _KEYWORDS = {
     "folder": ("examples_per_class", "seed"),
-    "tfds": ("data_dir", "examples_per_class", "seed", "download"),
+    "tfds": ("data_dir", "examples_per_class", "seed", "download", "manual_dir"),
     "dataset": ("num_classes", "examples_per_class", "seed"),
     "arrays": ("class_names", "examples_per_class", "seed"),
     "source": ("examples_per_class", "seed"),
     "tfrecords": ("class_names", "examples_per_class", "seed", "label_offset"),
 }
 TFRECORDS = "tfrecords:"
+# The official BiT code's splits of the datasets it names: 2% (1%) of the training images are
+# held out, and ImageNet is evaluated on its validation split.
+OFFICIAL_SPLITS = {
+    "cifar10": {"train": "train[:98%]", "test": "test"},
+    "cifar100": {"train": "train[:98%]", "test": "test"},
+    "imagenet2012": {"train": "train[:99%]", "test": "validation"},
+}
+
+
+def official_split(name, split):
+    """The split the official BiT code reads for ``split`` ("train" or "test") of TFDS
+    dataset ``name``; any other split (a slice such as "train[:100%]") as it is."""
+    base = name.split(":")[0].split("/")[0]
+    return OFFICIAL_SPLITS.get(base, {}).get(split, split)
 
 
 def load_source(spec, split="train", **kwargs):
@@ -29,7 +43,10 @@ def load_source(spec, split="train", **kwargs):
             - a ``bit_keras.data.Source`` (returned as is, or few-shot sampled);
             - a folder path: ``spec/<split>/`` when that subfolder exists (a folder with
               ``train/`` and ``test/``), else ``spec`` itself for ``split="train"``;
-            - ``"tfds:NAME"`` or a TFDS name (``"cifar10"``);
+            - ``"tfds:NAME"`` or a TFDS name (``"cifar10"``); ``"train"`` and ``"test"``
+              of the datasets the official BiT code names are its splits
+              (``OFFICIAL_SPLITS``: cifar10/100 ``train[:98%]``/``test``, imagenet2012
+              ``train[:99%]``/``validation``);
             - ``"tfrecords:GLOB"``: TFRecord files of ``tf.train.Example``; ``{split}`` in
               the glob is replaced by ``split`` (``"tfrecords:imagenet/{split}-*"``);
             - a finite ``tf.data.Dataset`` of ``(image, label)``;
@@ -69,7 +86,8 @@ def load_source(spec, split="train", **kwargs):
         return from_tfrecords(pattern.replace("{split}", split),
                               **_check_keywords("tfrecords", kwargs))
     if spec.startswith("tfds:"):
-        return from_tfds(spec[len("tfds:"):], split, **_check_keywords("tfds", kwargs))
+        name = spec[len("tfds:"):]
+        return from_tfds(name, official_split(name, split), **_check_keywords("tfds", kwargs))
     if os.path.isdir(spec):
         if os.path.isdir(os.path.join(spec, split)):
             return from_folder(os.path.join(spec, split), **_check_keywords("folder", kwargs))
@@ -82,7 +100,7 @@ def load_source(spec, split="train", **kwargs):
     if spec.startswith((os.sep, ".", "~")) or os.path.exists(spec):
         raise FileNotFoundError(f"spec looks like a path but is not a folder. Received: "
                                 f"spec={spec!r}")
-    return from_tfds(spec, split, **_check_keywords("tfds", kwargs))
+    return from_tfds(spec, official_split(spec, split), **_check_keywords("tfds", kwargs))
 
 
 def _check_keywords(kind, kwargs):

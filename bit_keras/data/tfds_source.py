@@ -7,6 +7,7 @@ decoded by the pipelines, so a split must fit in RAM in its compressed form (CIF
 
 import difflib
 import io
+import os
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from bit_keras.data.source import EncodedStore, Source
 
 
 def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=0,
-              download=True):
+              download=True, manual_dir=None):
     """A ``Source`` from a TFDS dataset: its image and (multi-)label features.
 
     Args:
@@ -29,6 +30,8 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
         seed: the few-shot draw's seed.
         download: prepare the dataset (download and convert) when it is not in
             ``data_dir`` yet; with False that is an error instead.
+        manual_dir: where the files of a manually downloaded dataset are (ImageNet's
+            ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar``), for preparing it.
 
     Returns:
         A ``bit_keras.data.Source``. A ``Sequence(ClassLabel)`` label gives a multi-label
@@ -51,7 +54,9 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
             raise ValueError(f"TFDS dataset {name!r} is not prepared in {builder.data_dir_root}. "
                              "Received: download=False; pass download=True or run "
                              f"`tfds build {name}`.")
-        builder.download_and_prepare()
+        config = None if manual_dir is None else tfds.download.DownloadConfig(
+            manual_dir=os.fspath(manual_dir))
+        builder.download_and_prepare(download_config=config)
     image_key, label_key = _keys(tfds, builder.info, name)
     image_feature = builder.info.features[image_key]
     label_feature = builder.info.features[label_key]
