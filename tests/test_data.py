@@ -554,3 +554,26 @@ def test_the_official_splits_of_named_datasets(tfds_dir, monkeypatch):
                         {"train": "train[:50%]", "test": "train[50%:]"})
     assert bd.load_source("bit_keras_test_images", "train", data_dir=tfds_dir).num_examples == 6
     assert bd.load_source("tfds:bit_keras_test_images", "test", data_dir=tfds_dir).num_examples == 6
+
+
+def test_a_streamed_tfds_split_matches_the_in_memory_one(tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("BIT_KERAS_HOME", str(tmp_path / "home"))
+    for split in ("train", "train[:50%]", "test"):
+        memory = bd.from_tfds("bit_keras_test_images", split, data_dir=tfds_dir, stream=False)
+        streamed = bd.from_tfds("bit_keras_test_images", split, data_dir=tfds_dir, stream=True)
+        assert streamed._store.streaming and not getattr(memory._store, "streaming", False)
+        np.testing.assert_array_equal(streamed.labels, memory.labels)
+        assert streamed.class_names == memory.class_names
+        (a, la), = _take(bd.eval_dataset(memory, 32, crop=8), 1)
+        (b, lb), = _take(bd.eval_dataset(streamed, 32, crop=8), 1)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    source = bd.from_tfds("bit_keras_test_images", data_dir=tfds_dir, stream=True)
+    stream = lambda start: bd.train_dataset(source, 4, resize=8, crop=8, start_step=start)
+    first = np.concatenate([x.numpy() for x, _ in stream(0).take(6)])
+    assert np.array_equal(np.concatenate([x.numpy() for x, _ in stream(2).take(4)]), first[8:])
+    few = bd.from_tfds("bit_keras_test_images", data_dir=tfds_dir, stream=True,
+                       examples_per_class=2, seed=3)
+    assert np.bincount(few.labels).tolist() == [2, 2, 2] and not few.may_fail
+    with pytest.raises(ValueError, match="stream=True needs a single-label"):
+        bd.from_tfds("bit_keras_test_multi_label", data_dir=tfds_dir, stream=True)

@@ -12,7 +12,7 @@ from bit_keras.data.tfds_source import from_tfds
 
 _KEYWORDS = {
     "folder": ("examples_per_class", "seed"),
-    "tfds": ("data_dir", "examples_per_class", "seed", "download", "manual_dir"),
+    "tfds": ("data_dir", "examples_per_class", "seed", "download", "manual_dir", "stream"),
     "dataset": ("num_classes", "examples_per_class", "seed"),
     "arrays": ("class_names", "examples_per_class", "seed"),
     "source": ("examples_per_class", "seed"),

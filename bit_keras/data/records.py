@@ -26,26 +26,40 @@ IMAGE_KEY, LABEL_KEY, TEXT_KEY = "image/encoded", "image/class/label", "image/cl
 SIZE_SAMPLE = 1000
 
 
+def read_file(path, skip, take):
+    """Records ``skip .. skip + take`` of one TFRecord file."""
+    return tf.data.TFRecordDataset(path).skip(skip).take(take)
+
+
+def example_parser(image_key, label_key, label_offset=0):
+    """``serialized tf.train.Example -> (encoded image, int64 label)``."""
+    def parse(serialized):
+        features = tf.io.parse_single_example(serialized, {
+            image_key: tf.io.FixedLenFeature([], tf.string),
+            label_key: tf.io.FixedLenFeature([], tf.int64)})
+        return features[image_key], features[label_key] - label_offset
+    return parse
+
+
 class RecordStore:
-    """TFRecord files of ``tf.train.Example``; ``counts[f]``: the records of file ``f``."""
+    """TFRecord files; file ``f`` contributes its records ``skips[f] .. skips[f] +
+    counts[f]``; ``parse(serialized) -> (encoded image, int64 label)``."""
 
     may_fail = True
     streaming = True
 
-    def __init__(self, files, counts, image_key, label_key, label_offset):
+    def __init__(self, files, counts, parse, skips=None):
         self.files, self.counts = list(files), np.asarray(counts, np.int64)
-        self.image_key, self.label_key, self.label_offset = image_key, label_key, label_offset
+        self.skips = (np.zeros(len(self.files), np.int64) if skips is None
+                      else np.asarray(skips, np.int64))
+        self.parse = parse
 
-    def parse(self, serialized):
-        """``(encoded image, int64 label)`` of one serialized record."""
-        features = tf.io.parse_single_example(serialized, {
-            self.image_key: tf.io.FixedLenFeature([], tf.string),
-            self.label_key: tf.io.FixedLenFeature([], tf.int64)})
-        return features[self.image_key], features[self.label_key] - self.label_offset
-
-    def records(self, files=None):
-        """The raw records of ``files`` (default all), in order."""
-        return tf.data.TFRecordDataset(files or self.files)
+    def records(self, indices=None):
+        """The raw records of the files at ``indices`` (default all), in order."""
+        indices = np.arange(len(self.files)) if indices is None else np.asarray(indices)
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.constant([self.files[i] for i in indices]), self.skips[indices],
+             self.counts[indices])).flat_map(read_file)
 
     def subset(self, indices):
         """An in-memory ``EncodedStore`` of the records at ``indices``: one pass over the
@@ -107,7 +121,7 @@ def from_tfrecords(pattern, class_names=None, examples_per_class=None, seed=0,
                          "labels that start at 1.")
     num_classes = int(labels.max()) + 1 if labels.size else 0
     names = _class_names(class_names, num_classes, texts, label_offset)
-    store = RecordStore(files, counts, image_key, label_key, label_offset)
+    store = RecordStore(files, counts, example_parser(image_key, label_key, label_offset))
     source = Source(store, labels, names, description=f"tfrecords {pattern}")
     if examples_per_class is not None:
         indices = sampling.choose_per_class(labels, names, examples_per_class, seed)
@@ -166,6 +180,28 @@ def _index(files, image_key, label_key, text_key, use_cache):
         except OSError as e:
             logging.warning("Could not cache the record index in %s: %s", path, e)
     return labels, counts, texts
+
+
+def label_pass(store, key):
+    """The int64 label of every record of ``store`` (one pass, no image decoded), cached in
+    ``$BIT_KERAS_HOME/record_index/`` under ``key`` (a string naming the files' versions)."""
+    path = os.path.join(cache_dir(), "record_index",
+                        hashlib.sha256(key.encode()).hexdigest()[:32] + ".labels.npy")
+    if os.path.isfile(path):
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            pass  # damaged: read the records again
+    labels = [batch.numpy() for batch in store.records().map(
+        lambda s: store.parse(s)[1], num_parallel_calls=tf.data.AUTOTUNE).batch(4096)]
+    labels = np.concatenate(labels).astype(np.int64) if labels else np.zeros([0], np.int64)
+    try:
+        with atomic.atomic_file(path) as tmp:
+            with open(tmp, "wb") as out:
+                np.save(out, labels)
+    except OSError as e:
+        logging.warning("Could not cache the labels in %s: %s", path, e)
+    return labels
 
 
 def _class_names(class_names, num_classes, texts, label_offset):

@@ -1,9 +1,11 @@
 """The streams of a TFRecord source (``records.RecordStore``): files dealt out to the
 input pipelines, read in a drawn order, permuted in windows, resumable by position."""
 
+import numpy as np
 import tensorflow as tf
 
 from bit_keras.data import augment as aug
+from bit_keras.data import records as records_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
 PERMUTE, AUGMENT, MIXUP = 0, 1, 2  # independent random streams of one pipeline
@@ -17,7 +19,8 @@ def decode(encoded):
 
 
 def stream_files(source, input_context):
-    """(pipeline id, this pipeline's files, its record count): files are dealt out."""
+    """(pipeline id, the indices of this pipeline's files, its record count): files are
+    dealt out."""
     store = source._store
     i, n = (0, 1) if input_context is None else (input_context.input_pipeline_id,
                                                  input_context.num_input_pipelines)
@@ -25,7 +28,8 @@ def stream_files(source, input_context):
         raise ValueError(f"a TFRecord source is sharded by file: {n} input pipelines need at "
                          f"least {n} files. Received: {len(store.files)} file(s); write the "
                          "records as more shards")
-    return i, store.files[i::n], int(store.counts[i::n].sum())
+    mine = np.arange(len(store.files))[i::n]
+    return i, mine, int(store.counts[mine].sum())
 
 
 def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step, augment,
@@ -41,7 +45,8 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
     store = source._store
     pipeline, files, n = stream_files(source, input_context)
     first = start_step * batch_size
-    files_t = tf.constant(files)
+    paths = tf.constant([store.files[f] for f in files])
+    skips, takes = tf.constant(store.skips[files]), tf.constant(store.counts[files])
     base = tf.constant([seed, pipeline * 3 + PERMUTE], tf.int64)
     aug_key = tf.constant([seed, pipeline * 3 + AUGMENT], tf.int64)
     mix_key = tf.constant([seed, pipeline * 3 + MIXUP], tf.int64)
@@ -51,8 +56,9 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
         key = tf.random.experimental.stateless_fold_in(base, e)
         order = tf.random.experimental.index_shuffle(
             tf.range(len(files), dtype=tf.int64), key, tf.constant(len(files) - 1, tf.int64))
-        records = tf.data.Dataset.from_tensor_slices(tf.gather(files_t, order)).interleave(
-            tf.data.TFRecordDataset, cycle_length=min(16, len(files)), block_length=1,
+        records = tf.data.Dataset.from_tensor_slices(
+            (tf.gather(paths, order), tf.gather(skips, order), tf.gather(takes, order))
+        ).interleave(records_lib.read_file, cycle_length=min(16, len(files)), block_length=1,
             num_parallel_calls=AUTOTUNE, deterministic=True)
         # A stateless shuffle: windows of SHUFFLE_BUFFER records, each permuted by
         # (key, window); no buffer state, so nothing but the position decides an element.
@@ -87,7 +93,7 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
 def eval_stream(source, batch_size, crop, input_context, skipped_log):
     """Every record of this pipeline's files once, in file order (undecodable ones left out)."""
     store = source._store
-    _, files, _ = stream_files(source, input_context) if input_context else (0, store.files, 0)
+    _, files, _ = stream_files(source, input_context) if input_context else (0, None, 0)
 
     def example(serialized):
         encoded, label = store.parse(serialized)

@@ -1,8 +1,10 @@
-"""``from_tfds``: a ``Source`` from a TensorFlow Datasets builder, read once into memory.
+"""``from_tfds``: a ``Source`` from a TensorFlow Datasets builder.
 
-The encoded images (as TFDS stores them, usually PNG or JPEG) are kept in memory and
-decoded by the pipelines, so a split must fit in RAM in its compressed form (CIFAR-10:
-~130 MB; ImageNet's 140 GB does not: use a folder of files for it).
+A split of up to 2 GiB (CIFAR-10: ~130 MB) is read once into memory, encoded, and decoded
+by the pipelines (random access, as a folder). A larger one (ImageNet's 140 GB), or any
+with ``stream=True``, is streamed from the prepared TFRecord files: the source keeps one
+int label per example (from one cached pass) and the pipelines read the files as for
+``from_tfrecords``, sharded by file, resumable by position.
 """
 
 import difflib
@@ -10,14 +12,17 @@ import io
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from bit_keras.data import sampling
 from bit_keras.data.arrays import from_arrays
 from bit_keras.data.source import EncodedStore, Source
 
+STREAM_BYTES = 2 * 2**30  # splits larger than this are streamed by default
+
 
 def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=0,
-              download=True, manual_dir=None):
+              download=True, manual_dir=None, stream=None):
     """A ``Source`` from a TFDS dataset: its image and (multi-)label features.
 
     Args:
@@ -32,6 +37,9 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
             ``data_dir`` yet; with False that is an error instead.
         manual_dir: where the files of a manually downloaded dataset are (ImageNet's
             ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar``), for preparing it.
+        stream: True streams the split from its prepared TFRecord files (sharded by file,
+            as ``from_tfrecords``; one cached pass reads the labels), False reads the
+            encoded split into memory, None (default) streams splits over 2 GiB.
 
     Returns:
         A ``bit_keras.data.Source``. A ``Sequence(ClassLabel)`` label gives a multi-label
@@ -63,6 +71,11 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
     multi_label = isinstance(label_feature, tfds.features.Sequence)
     class_names = list((label_feature.feature if multi_label else label_feature).names)
     encoded = isinstance(image_feature, tfds.features.Image)
+    if _streams(builder, split, name, stream, encoded, multi_label):
+        source = _stream_source(tfds, builder, split, image_key, label_key, class_names,
+                                f"tfds {name} {split}")
+        return source if examples_per_class is None else source.per_class(examples_per_class,
+                                                                            seed)
     decoders = {image_key: tfds.decode.SkipDecoding()} if encoded else None
     try:
         ds = builder.as_dataset(split=split, decoders=decoders, shuffle_files=False)
@@ -87,6 +100,45 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
     if examples_per_class is not None:
         source = source.per_class(examples_per_class, seed)
     return source
+
+
+def _split_info(builder, split, name):
+    try:
+        return builder.info.splits[split]
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"split must be one of {sorted(builder.info.splits)} (slices such as "
+                         f"'train[:10%]' allowed) for TFDS dataset {name!r}. Received: "
+                         f"split={split!r} ({e})") from None
+
+
+def _streams(builder, split, name, stream, encoded, multi_label):
+    """Whether to stream: asked for, or by default when the split is large."""
+    if stream is False:
+        return False
+    possible = (encoded and not multi_label
+                and str(builder.info.file_format).lower().endswith("tfrecord"))
+    if stream and not possible:
+        raise ValueError(f"stream=True needs a single-label TFDS dataset of encoded images "
+                         f"prepared as TFRecord files. Received: {name!r} "
+                         f"({builder.info.file_format}, multi_label={multi_label})")
+    return bool(stream) or (possible and _split_info(builder, split, name).num_bytes > STREAM_BYTES)
+
+
+def _stream_source(tfds, builder, split, image_key, label_key, class_names, description):
+    from bit_keras.data.records import RecordStore, label_pass
+    instructions = _split_info(builder, split, description).file_instructions
+    counts = [i.take if i.take >= 0 else i.examples_in_shard - i.skip for i in instructions]
+    features, decoders = builder.info.features, {image_key: tfds.decode.SkipDecoding()}
+
+    def parse(serialized):
+        example = features.deserialize_example(serialized, decoders=decoders)
+        return example[image_key], tf.cast(example[label_key], tf.int64)
+
+    store = RecordStore([i.filename for i in instructions], counts, parse,
+                        [i.skip for i in instructions])
+    key = repr([(i.filename, i.skip, c) for i, c in zip(instructions, counts)]
+               + [builder.info.version, label_key])
+    return Source(store, label_pass(store, key), class_names, False, description + " (streamed)")
 
 
 def _builder(tfds, name, data_dir):
