@@ -15,11 +15,11 @@ from bit_keras.data.arrays import from_arrays, from_dataset
 from bit_keras.data.augment import AUGMENTATIONS
 from bit_keras.data.folder import IMAGE_EXTENSIONS, ScanReport, from_folder, scan
 from bit_keras.data.loading import TFRECORDS, load_source
-from bit_keras.data.pipeline import eval_dataset, train_dataset
+from bit_keras.data.pipeline import check_augmentation, eval_dataset, train_dataset
 from bit_keras.data.records import from_tfrecords
 from bit_keras.data.source import Source
 from bit_keras.data.tfds_source import from_tfds
 
 __all__ = ["AUGMENTATIONS", "IMAGE_EXTENSIONS", "TFRECORDS", "ScanReport", "Source",
-           "eval_dataset", "from_arrays", "from_dataset", "from_folder", "from_tfds",
+           "check_augmentation", "eval_dataset", "from_arrays", "from_dataset", "from_folder", "from_tfds",
            "from_tfrecords", "load_source", "scan", "train_dataset"]

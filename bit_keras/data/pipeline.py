@@ -58,24 +58,13 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
     """
     _check_source(source)
     batch_size = _positive_int(batch_size, "batch_size")
-    crop = _positive_int(crop, "crop")
     seed = sampling.check_seed(seed)
     start_step = sampling.check_seed(start_step, "start_step")
-    if augment not in aug.AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {aug.AUGMENTATIONS}. "
-                         f"Received: augment={augment!r}")
-    if augment == "hyperrule":
-        resize = _positive_int(resize, "resize")
-        if resize < crop:
-            raise ValueError("resize must be at least crop. "
-                             f"Received: resize={resize}, crop={crop}")
-    if isinstance(mixup_alpha, bool) or not isinstance(mixup_alpha, (int, float)) or not (
-            mixup_alpha >= 0 and np.isfinite(mixup_alpha)):
-        raise ValueError("mixup_alpha must be a float >= 0 (0 turns mixup off). Received: "
-                         f"mixup_alpha={mixup_alpha!r}")
-    if getattr(source._store, "streaming", False):
-        return _finish(streams.train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step,
-                               augment, input_context, skipped_log), input_context)
+    resize, crop = check_augmentation(augment, resize, crop, mixup_alpha)
+    if source.streaming:
+        return _finish(streams.train_stream(source, batch_size, resize, crop, mixup_alpha, seed,
+                                            start_step, augment, input_context, skipped_log),
+                       input_context)
     pipeline, shard = _shard(source, input_context)
     n = len(shard)
     load, label_of = source.image_loader(), _labels(source)
@@ -100,8 +89,9 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
 
     ds = tf.data.Dataset.counter(start=start_step * batch_size, dtype=tf.int64)
     if source.may_fail:  # positions from start_step * batch_size, fault-tolerant
-        ds = tolerant.first_readable(source, lambda g: candidates(g, tolerant.CANDIDATES), example,
-                             (crop, crop), skipped_log, drop=False, start=start_step * batch_size)
+        ds = tolerant.first_readable(source, lambda g: candidates(g, tolerant.CANDIDATES),
+                                     example, (crop, crop), skipped_log, drop=False,
+                                     start=start_step * batch_size)
     else:
         ds = ds.map(lambda g: example(candidates(g, 1)[0], g), num_parallel_calls=AUTOTUNE,
                     deterministic=True)
@@ -112,6 +102,19 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
         ds = ds.map(lambda images, batch_labels, g: (images, batch_labels))
     return _finish(ds, input_context)
 
+
+def check_augmentation(augment, resize, crop, mixup_alpha=0.0):
+    """``(resize, crop)`` once ``train_dataset``'s augmentation settings are checked (a
+    training run calls it before it writes anything); raises a ValueError naming one."""
+    checks.one_of(augment, "augment", aug.AUGMENTATIONS)
+    crop = _positive_int(crop, "crop")
+    if augment == "hyperrule":
+        resize = _positive_int(resize, "resize")
+        if resize < crop:
+            raise ValueError("resize must be at least crop. "
+                             f"Received: resize={resize}, crop={crop}")
+    checks.finite_number(mixup_alpha, "mixup_alpha", note=" (0 turns mixup off)")
+    return resize, crop
 
 
 def eval_dataset(source, batch_size, crop=128, input_context=None, skipped_log=None):
@@ -138,7 +141,7 @@ def eval_dataset(source, batch_size, crop=128, input_context=None, skipped_log=N
     _check_source(source)
     batch_size = _positive_int(batch_size, "batch_size")
     crop = _positive_int(crop, "crop")
-    if getattr(source._store, "streaming", False):
+    if source.streaming:
         return _finish(streams.eval_stream(source, batch_size, crop, input_context, skipped_log),
                        input_context)
     _, shard = _shard(source, input_context, allow_empty=True)
@@ -154,7 +157,7 @@ def eval_dataset(source, batch_size, crop=128, input_context=None, skipped_log=N
 
     if source.may_fail:  # an unreadable file is left out of the evaluation, and reported
         ds = tolerant.first_readable(source, index_of, example, (crop, crop), skipped_log,
-                             drop=True, end=len(shard))
+                                     drop=True, end=len(shard))
     else:
         ds = ds.map(lambda p: example(index_of(p)[0], p), num_parallel_calls=AUTOTUNE,
                     deterministic=True)

@@ -166,6 +166,11 @@ class Source:
         return self._store.loader()
 
     @property
+    def streaming(self):
+        """True when the pipelines stream the images from files (TFRecords) in file order."""
+        return getattr(self._store, "streaming", False)
+
+    @property
     def may_fail(self):
         """True when an image can fail to decode in the pipeline (files read lazily)."""
         return getattr(self._store, "may_fail", False)

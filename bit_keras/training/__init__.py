@@ -24,7 +24,7 @@ from bit_keras.training.reporting import (
 from bit_keras.training.step import LOSSES, make_eval_step, make_train_step
 from bit_keras.training.strategy import STRATEGIES, make_strategy, resolve_strategy
 
-__all__ = ["CHECKPOINT_DIR", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS", "SKIPPED_FILE",
-           "STRATEGIES", "TrainResult", "check_settings", "freeze_blocks", "make_eval_step", "make_strategy",
-           "make_train_step", "read_metrics", "read_skipped",
-           "replica", "skipped_log", "resolve_strategy", "train", "with_head"]
+__all__ = ["CHECKPOINT_DIR", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS",
+           "SKIPPED_FILE", "STRATEGIES", "TrainResult", "check_settings", "freeze_blocks",
+           "make_eval_step", "make_strategy", "make_train_step", "read_metrics", "read_skipped",
+           "replica", "resolve_strategy", "skipped_log", "train", "with_head"]

@@ -15,6 +15,7 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
+from bit_keras.checkpoints.formats import CheckpointError  # noqa: F401 - raised here too
 from bit_keras.training import strategy as strategies
 
 CHECKPOINT_DIR = "checkpoints"
@@ -24,12 +25,12 @@ _INDEX = re.compile(rf"^{_PREFIX}-(\d+)\.index$")
 _TEMP = re.compile(rf"^{_PREFIX}-\d+_temp")  # what a killed save leaves
 
 
-class CheckpointError(ValueError):
-    """No checkpoint of a run folder restores (the files are left in place)."""
-
-
-def _number(prefix):
-    return int(prefix.rsplit("-", 1)[1])
+def _write_state(directory, prefixes):
+    """The ``checkpoint`` state file listing ``prefixes`` (oldest first; the last is the
+    latest), relative to ``directory``."""
+    names = [os.path.basename(p) for p in prefixes]
+    tf.compat.v1.train.update_checkpoint_state(directory, names[-1],
+                                               all_model_checkpoint_paths=names)
 
 
 def _candidates(directory):
@@ -64,10 +65,9 @@ def _repair_state_file(directory):
     except Exception as error:  # noqa: BLE001 - any damage: bytes, text, protobuf syntax
         logging.warning("%s does not parse (%s: %s); rewriting it from the checkpoints present",
                         path, type(error).__name__, str(error).splitlines()[0][:200] if str(error) else "")
-    kept = [os.path.basename(p) for _, p in sorted(_candidates(directory))]
+    kept = [p for _, p in sorted(_candidates(directory))]
     if kept:
-        tf.compat.v1.train.update_checkpoint_state(directory, kept[-1],
-                                                   all_model_checkpoint_paths=kept)
+        _write_state(directory, kept)
     else:
         tf.io.gfile.remove(path)
 
@@ -126,7 +126,7 @@ class Checkpointer:
             else:
                 logging.info("Resumed from %s", prefix)
             if self._scratch is None:
-                self._reset_state([p for n, p in candidates if n <= number])
+                self._reset_state([p for n, p in sorted(candidates) if n <= number])
             return prefix
         leftovers = sorted(f for f in tf.io.gfile.listdir(self.directory)
                            if f.startswith(_PREFIX + "-") or f == _STATE_FILE)
@@ -141,9 +141,7 @@ class Checkpointer:
     def _reset_state(self, kept):
         """Points the state file and the manager at ``kept`` (oldest first), the restored
         checkpoint last, so that no damaged newer one counts among those kept."""
-        kept = [os.path.basename(p) for p in sorted(kept, key=_number)]  # relative paths
-        tf.compat.v1.train.update_checkpoint_state(
-            self.directory, kept[-1], all_model_checkpoint_paths=kept)
+        _write_state(self.directory, kept)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=self._max_to_keep)
 

@@ -14,7 +14,6 @@ import os
 from absl import logging
 
 from bit_keras import training
-from bit_keras.checkpoints import transfer
 from bit_keras.models import network as bit_model
 from bit_keras.training import hyperrule as hyperrule_lib
 from bit_keras.training import loop, run_lock
@@ -129,7 +128,7 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         resize=resize, crop=crop, mixup_alpha=mixup_alpha).items() if v is not None})
     # Everything is checked before run.json is written: a corrected command must not be
     # refused as "a run with other settings".
-    loop.check_numbers(resize=hp.resize, crop=hp.crop, mixup_alpha=hp.mixup_alpha)
+    data.check_augmentation("hyperrule", hp.resize, hp.crop, hp.mixup_alpha)
     training.check_settings(hp.batch, batch_split, precision, strategy)
     training.model_setup.frozen_layer_names(model, freeze)  # check before touching anything
     logging.info("%s on %d examples of %d classes", hp.describe(), source.num_examples,
@@ -164,9 +163,7 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
                                                 skipped_log=skipped)),
             eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
             progress=progress)
-        weights_path = None
-        if run_dir is not None and chief:
-            weights_path = transfer.save_npz(model, os.path.join(run_dir, WEIGHTS_FILE))
+        weights_path = loop.save_final_weights(model, run_dir, chief, WEIGHTS_FILE)
         return FineTuneResult(model, hp, result.history, result.step, run_dir, weights_path,
                               result.resumed_from, frozen)
 
@@ -180,9 +177,9 @@ def _eval_source(data, spec, explicit):
         return data.load_source(spec, "test")
     if isinstance(spec, (str, os.PathLike)):
         spec = os.fspath(spec)
-        if spec.startswith(data.TFRECORDS) and "{split}" not in spec:
-            pass  # one set of files: no test split to find
-        elif not os.path.isdir(spec) or os.path.isdir(os.path.join(spec, "test")):
+        one_set_of_records = spec.startswith(data.TFRECORDS) and "{split}" not in spec
+        if not one_set_of_records and (not os.path.isdir(spec)
+                                       or os.path.isdir(os.path.join(spec, "test"))):
             return data.load_source(spec, "test")
     logging.warning("No evaluation data: pass eval_data= (or a folder with test/) to evaluate")
     return None

@@ -7,11 +7,9 @@ reporting.
 """
 
 import dataclasses
-import math
-import numbers
+import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -53,31 +51,23 @@ def check_settings(global_batch, batch_split, precision, strategy):
                          f"({batch_split}). Received: batch={global_batch}")
 
 
-def check_numbers(base_lr=None, resize=None, crop=None, mixup_alpha=None, every=None):
-    """Raises a ValueError naming the setting, before a run writes anything.
-
-    ``base_lr`` a finite number > 0, ``resize``/``crop`` positive ints with crop <= resize,
-    ``mixup_alpha`` a finite number >= 0, ``every`` (a dict such as ``eval_every=...``)
-    None or ints >= 0. None skips a check.
-    """
-    if base_lr is not None and not (_is_number(base_lr) and base_lr > 0 and math.isfinite(base_lr)):
-        raise ValueError(f"base_lr must be a finite number > 0. Received: base_lr={base_lr!r}")
-    if crop is not None:
-        checks.positive_int(crop, "crop")
-    if resize is not None:
-        checks.positive_int(resize, "resize")
-        if crop is not None and resize < crop:
-            raise ValueError(f"resize must be at least crop. Received: resize={resize}, crop={crop}")
-    if mixup_alpha is not None and not (
-            _is_number(mixup_alpha) and mixup_alpha >= 0 and math.isfinite(mixup_alpha)):
-        raise ValueError("mixup_alpha must be a finite number >= 0 (0 turns mixup off). "
-                         f"Received: mixup_alpha={mixup_alpha!r}")
+def check_numbers(base_lr=None, every=None):
+    """Raises a ValueError naming the setting, before a run writes anything: ``base_lr`` a
+    finite number > 0, ``every`` (a dict such as ``eval_every=...``) None or ints >= 0.
+    (The augmentation settings: ``bit_keras.data.check_augmentation``.)"""
+    if base_lr is not None:
+        checks.finite_number(base_lr, "base_lr", strictly_positive=True)
     for name, value in (every or {}).items():
         checks.non_negative_int(value, name, allow_none=True)
 
 
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+def save_final_weights(model, run_dir, chief, name="weights.npz"):
+    """Writes the trained weights to ``<run_dir>/<name>`` (the chief only); returns the path
+    or None."""
+    from bit_keras.checkpoints import transfer
+    if run_dir is None or not chief:
+        return None
+    return transfer.save_npz(model, os.path.join(run_dir, name))
 
 
 def check_classes(source, name="train_data"):

@@ -13,12 +13,10 @@ result is saved in the official ``.npz`` layout, which ``bit_keras.load``, ``fin
 
 import dataclasses
 import math
-import os
 
 from absl import logging
 
 from bit_keras import training
-from bit_keras.checkpoints import transfer
 from bit_keras.training import hyperrule as hyperrule_lib
 from bit_keras.training import loop, run_lock
 from bit_keras.utils import checks
@@ -172,12 +170,10 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     from bit_keras import data
 
     strategy = training.resolve_strategy(strategy)
-    checks.one_of(augment, "augment", ("inception", "hyperrule"))
     loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
                                                    checkpoint_every=checkpoint_every))
-    loop.check_numbers(crop=crop)
-    if augment == "hyperrule":
-        loop.check_numbers(crop=crop, resize=resize or crop * 9 // 8)
+    checks.positive_int(crop, "crop")
+    data.check_augmentation(augment, resize or crop * 9 // 8, crop)
     training.check_settings(batch, batch_split, precision, strategy)
     source = data.load_source(train_data, "train")
     loop.check_classes(source)
@@ -208,8 +204,6 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
                 lambda: data.eval_dataset(eval_source, eval_batch, crop, skipped_log=skipped)),
             eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
             progress=progress)
-        weights_path = None
-        if run_dir is not None and chief:
-            weights_path = transfer.save_npz(model, os.path.join(run_dir, WEIGHTS_FILE))
+        weights_path = loop.save_final_weights(model, run_dir, chief, WEIGHTS_FILE)
         return PretrainResult(model, plan, result.history, result.step, run_dir, weights_path,
                               result.resumed_from)

@@ -5,6 +5,7 @@ Each error says what was received and what would be accepted (``docs/design.md``
 refused where ints are asked for: ``True`` is an int to Python, never a count to a user.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -51,4 +52,16 @@ def one_of(value, name, accepted):
     """``value`` if it is in ``accepted``, else a ValueError listing them."""
     if value not in accepted:
         raise ValueError(f"{name} must be one of {list(accepted)}. Received: {name}={value!r}")
+    return value
+
+
+def finite_number(value, name, strictly_positive=False, note=""):
+    """Returns ``value`` if it is a finite real number ``> 0`` (``strictly_positive``) or
+    ``>= 0``; else raises a ValueError naming it (bools refused)."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+          and math.isfinite(value) and (value > 0 if strictly_positive else value >= 0))
+    if not ok:
+        bound = "> 0" if strictly_positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}{note}. Received: "
+                         f"{name}={value!r}")
     return value
