@@ -22,7 +22,8 @@ def _bit_lines(stderr):
     return [line for line in stderr.splitlines() if ": error:" in line or "Traceback" in line]
 
 
-@pytest.mark.parametrize("command", ["demo", "fine_tune", "pretrain", "fewshot", "export", "scan"])
+@pytest.mark.parametrize("command", ["demo", "fine_tune", "pretrain", "fewshot", "export", "scan",
+                                     "data_service"])
 def test_a_bad_flag_is_one_line_and_status_1(command):
     done = _run(command, "--no_such_flag=3")
     assert done.returncode == 1, done.stderr[-2000:]
@@ -41,13 +42,14 @@ def test_an_unknown_command_lists_the_commands():
     done = _run("fine-tunes")
     assert done.returncode == 1
     assert _bit_lines(done.stderr) == ["bit-keras: error: unknown command 'fine-tunes'. Commands: "
-                                       "demo, fine_tune, pretrain, fewshot, export, scan"]
+                                       "demo, fine_tune, pretrain, fewshot, export, scan, "
+                                       "data_service"]
 
 
 def test_usage_lists_every_command():
     done = _run("--help")
     assert done.returncode == 0
-    for command in ("demo", "fine_tune", "pretrain", "fewshot", "export", "scan"):
+    for command in ("demo", "fine_tune", "pretrain", "fewshot", "export", "scan", "data_service"):
         assert f"  {command} " in done.stdout
 
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "fewshot": ("run_fewshot", "few-shot linear-probe evaluation (bit_keras.few_shot)"),
     "export": ("run_export", "SavedModel, TFLite and Hub archive (bit_keras.export)"),
     "scan": ("run_scan", "decode every image of a folder up front (bit_keras.data.scan)"),
+    "data_service": ("run_data_service", "a tf.data service dispatcher or worker"),
 }
 PROG = "bit-keras"
 
@@ -30,7 +31,7 @@ PROG = "bit-keras"
 def usage():
     lines = [f"usage: {PROG} COMMAND [--flags]   ({PROG} COMMAND --help for its flags)", "",
              "commands:"]
-    lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += [f"  {name:<12} {text}" for name, (_, text) in COMMANDS.items()]
     return "\n".join(lines)
 
 

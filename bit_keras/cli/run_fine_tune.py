@@ -35,6 +35,9 @@ def define_flags(fv=flags.FLAGS):
                         flag_values=fv)
     flags.DEFINE_string("tfds_manual_dir", None, "Where a manually downloaded TFDS dataset's "
                         "files are (ImageNet's tars), to prepare it.", flag_values=fv)
+    flags.DEFINE_string("data_service", None, "host:port of a tf.data service dispatcher whose "
+                        "workers make the training batches (bit-keras data_service).",
+                        flag_values=fv)
     flags.DEFINE_string("eval_dataset", None, "Evaluation data (default: the test split).", flag_values=fv)
     flags.DEFINE_integer("examples_per_class", None, "Few-shot: images per class.", flag_values=fv)
     flags.DEFINE_integer("examples_per_class_seed", 0, "Seed of the few-shot draw.", flag_values=fv)
@@ -71,7 +74,7 @@ def run_from_flags(fv=flags.FLAGS):
         examples_per_class=fv.examples_per_class,
         examples_per_class_seed=fv.examples_per_class_seed, seed=fv.seed,
         precision=fv.precision, strategy=strategy, freeze=fv.freeze, eval_every=fv.eval_every,
-        checkpoint_every=fv.checkpoint_every)
+        checkpoint_every=fv.checkpoint_every, data_service=fv.data_service)
     if fv.export and result.weights_path is not None:
         finetuning.export_run(result.model, run_dir)
     return result

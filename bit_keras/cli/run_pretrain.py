@@ -27,6 +27,9 @@ def define_flags(fv=flags.FLAGS):
                         flag_values=fv)
     flags.DEFINE_string("tfds_manual_dir", None, "Where a manually downloaded TFDS dataset's "
                         "files are (ImageNet's tars), to prepare it.", flag_values=fv)
+    flags.DEFINE_string("data_service", None, "host:port of a tf.data service dispatcher whose "
+                        "workers make the training batches (bit-keras data_service).",
+                        flag_values=fv)
     flags.DEFINE_string("eval_dataset", None, "Held-out data for accuracy.", flag_values=fv)
     flags.DEFINE_enum("recipe", "bit-m", sorted(pretraining.RECIPES), "Upstream schedule.", flag_values=fv)
     flags.DEFINE_integer("batch", 4096, "Global batch size.", flag_values=fv)
@@ -65,7 +68,7 @@ def run_from_flags(fv=flags.FLAGS):
         warmup_steps=fv.warmup_steps, crop=fv.crop, augment=fv.augment, resize=fv.resize,
         loss=fv.loss, seed=fv.seed,
         precision=fv.precision, strategy=strategy, eval_every=fv.eval_every,
-        checkpoint_every=fv.checkpoint_every)
+        checkpoint_every=fv.checkpoint_every, data_service=fv.data_service)
 
 
 def main(argv, fv=flags.FLAGS):

@@ -11,6 +11,7 @@ Example:
 >>> ds = bit_keras.data.train_dataset(source, batch_size=64, resize=160, crop=128)
 """
 
+from bit_keras.data import service
 from bit_keras.data.arrays import from_arrays, from_dataset
 from bit_keras.data.augment import AUGMENTATIONS
 from bit_keras.data.folder import IMAGE_EXTENSIONS, ScanReport, from_folder, scan
@@ -20,6 +21,6 @@ from bit_keras.data.records import from_tfrecords
 from bit_keras.data.source import Source
 from bit_keras.data.tfds_source import from_tfds
 
-__all__ = ["AUGMENTATIONS", "IMAGE_EXTENSIONS", "TFRECORDS", "ScanReport", "Source",
+__all__ = ["AUGMENTATIONS", "service", "IMAGE_EXTENSIONS", "TFRECORDS", "ScanReport", "Source",
            "check_augmentation", "eval_dataset", "from_arrays", "from_dataset", "from_folder", "from_tfds",
            "from_tfrecords", "load_source", "scan", "train_dataset"]

@@ -67,6 +67,13 @@ class FileStore:
         return FileStore([self.paths[i] for i in indices])
 
     @property
+    def reads_in_python(self):
+        """True when some file goes to Pillow (an extension TensorFlow does not decode, or a
+        BMP, which may be a palette one)."""
+        return any(not p.lower().endswith(TF_EXTENSIONS) or p.lower().endswith(".bmp")
+                   for p in self.paths)
+
+    @property
     def shapes(self):
         """Every file's original (height, width), read from the headers on first use (this
         opens every file: a full folder's ``median_area`` uses a sample instead)."""
@@ -98,8 +105,7 @@ class FileStore:
 
     def loader(self):
         paths = self._paths_tensor()
-        pillow_only = any(not p.lower().endswith(TF_EXTENSIONS) for p in self.paths)
-        any_bmp = any(p.lower().endswith(".bmp") for p in self.paths)
+        pillow_maybe = self.reads_in_python
         tf_pattern = "(?i).*(" + "|".join(e.replace(".", r"\.") for e in TF_EXTENSIONS) + ")"
 
         def pillow(path):
@@ -113,7 +119,7 @@ class FileStore:
             def with_tf():
                 return tf.io.decode_image(data, channels=3, expand_animations=False)
 
-            image = with_tf() if not (pillow_only or any_bmp) else tf.cond(
+            image = with_tf() if not pillow_maybe else tf.cond(
                 tf.logical_and(tf.strings.regex_full_match(path, tf_pattern),
                                tf.logical_not(_palette_bmp(data))),
                 with_tf, lambda: pillow(path))

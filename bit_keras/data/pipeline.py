@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from bit_keras.data import augment as aug
-from bit_keras.data import sampling, streams, tolerant
+from bit_keras.data import sampling, service, streams, tolerant
 from bit_keras.data.source import Source
 from bit_keras.utils import checks
 
@@ -21,7 +21,8 @@ _PERMUTE, _AUGMENT, _MIXUP = streams.PERMUTE, streams.AUGMENT, streams.MIXUP
 
 
 def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, seed=0,
-                  start_step=0, augment="hyperrule", input_context=None, skipped_log=None):
+                  start_step=0, augment="hyperrule", input_context=None, skipped_log=None,
+                  data_service=None):
     """An infinite, deterministic training stream of augmented, labelled batches.
 
     Args:
@@ -41,6 +42,10 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
             examples ``i, i + n, i + 2n, ...`` only.
         skipped_log: a file to which unreadable image files are appended, one path a
             line, when the stream meets them (they are printed on stderr either way).
+        data_service: the address of a tf.data service dispatcher (``"host:port"``): the
+            batches are made by its workers, each batch as without the service but in the
+            order the workers finish them (``bit_keras.data.service``). Random-access
+            sources whose images TensorFlow decodes (no ArrayRecord, no Pillow-only files).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)``: float32 ``[B, crop, crop, 3]`` in
@@ -61,6 +66,9 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
     seed = sampling.check_seed(seed)
     start_step = sampling.check_seed(start_step, "start_step")
     resize, crop = check_augmentation(augment, resize, crop, mixup_alpha)
+    if data_service is not None:
+        data_service = service.check_address(data_service)
+        service.check_source(source)
     if source.streaming:
         return _finish(streams.train_stream(source, batch_size, resize, crop, mixup_alpha, seed,
                                             start_step, augment, input_context, skipped_log),
@@ -87,19 +95,32 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
         key = tf.random.experimental.stateless_fold_in(keys[_MIXUP], g[0] // batch_size)
         return aug.mixup(images, batch_labels, float(mixup_alpha), key)
 
-    ds = tf.data.Dataset.counter(start=start_step * batch_size, dtype=tf.int64)
-    if source.may_fail:  # positions from start_step * batch_size, fault-tolerant
-        ds = tolerant.first_readable(source, lambda g: candidates(g, tolerant.CANDIDATES),
-                                     example, (crop, crop), skipped_log, drop=False,
-                                     start=start_step * batch_size)
-    else:
-        ds = ds.map(lambda g: example(candidates(g, 1)[0], g), num_parallel_calls=AUTOTUNE,
-                    deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=True)
+    def positions(start, end=None):
+        """The elements at positions ``start, start + 1, ...`` (up to ``end``)."""
+        if source.may_fail:  # fault-tolerant: a file that fails is replaced
+            return tolerant.first_readable(source, lambda g: candidates(g, tolerant.CANDIDATES),
+                                           example, (crop, crop), skipped_log, drop=False,
+                                           start=start, end=end)
+        ds = (tf.data.Dataset.counter(start=start, dtype=tf.int64) if end is None
+              else tf.data.Dataset.range(start, end, dtype=tf.int64))
+        return ds.map(lambda g: example(candidates(g, 1)[0], g), num_parallel_calls=AUTOTUNE,
+                      deterministic=True)
+
+    if data_service is None:
+        ds = positions(start_step * batch_size).batch(batch_size, drop_remainder=True)
+    else:  # batch b made whole from its positions, so that a service worker can make it
+        # A range, not Dataset.counter, and a map, not a flat_map: the service's dynamic
+        # sharding splits neither of those, and every worker would make every batch.
+        ds = tf.data.Dataset.range(start_step, 2**62, dtype=tf.int64).map(
+            lambda b: positions(b * batch_size, (b + 1) * batch_size).batch(
+                batch_size).get_single_element(), num_parallel_calls=AUTOTUNE,
+            deterministic=True)
     if mixup_alpha > 0:
         ds = ds.map(mix, num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(lambda images, batch_labels, g: (images, batch_labels))
+    if data_service is not None:
+        ds = service.distribute(ds, data_service)
     return _finish(ds, input_context)
 
 

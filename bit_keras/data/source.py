@@ -171,6 +171,12 @@ class Source:
         return getattr(self._store, "streaming", False)
 
     @property
+    def reads_in_python(self):
+        """True when the pipelines read some images through Python (``tf.numpy_function``):
+        ArrayRecord records, or files only Pillow decodes. A tf.data service worker cannot."""
+        return bool(getattr(self._store, "reads_in_python", False))
+
+    @property
     def may_fail(self):
         """True when an image can fail to decode in the pipeline (files read lazily)."""
         return getattr(self._store, "may_fail", False)

@@ -1,10 +1,13 @@
 """``from_tfds``: a ``Source`` from a TensorFlow Datasets builder.
 
-A split of up to 2 GiB (CIFAR-10: ~130 MB) is read once into memory, encoded, and decoded
-by the pipelines (random access, as a folder). A larger one (ImageNet's 140 GB), or any
-with ``stream=True``, is streamed from the prepared TFRecord files: the source keeps one
-int label per example (from one cached pass) and the pipelines read the files as for
-``from_tfrecords``, sharded by file, resumable by position.
+A dataset prepared as ArrayRecord (``file_format="array_record"``) is read by random
+access through TFDS's data source (``array_records.py``): nothing is held but one int label
+per example (one cached pass), and every guarantee of a folder holds. Of a dataset prepared
+as TFRecord (TFDS's default), a split of up to 2 GiB (CIFAR-10: ~130 MB) is read once into
+memory, encoded, and decoded by the pipelines (random access, as a folder); a larger one
+(ImageNet's 140 GB), or any with ``stream=True``, is streamed from the prepared files: the
+source keeps one int label per example (from one cached pass) and the pipelines read the
+files as for ``from_tfrecords``, sharded by file, resumable by position.
 """
 
 import difflib
@@ -37,9 +40,11 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
             ``data_dir`` yet; with False that is an error instead.
         manual_dir: where the files of a manually downloaded dataset are (ImageNet's
             ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar``), for preparing it.
-        stream: True streams the split from its prepared TFRecord files (sharded by file,
-            as ``from_tfrecords``; one cached pass reads the labels), False reads the
-            encoded split into memory, None (default) streams splits over 2 GiB.
+        stream: for a dataset prepared as TFRecord: True streams the split from its files
+            (sharded by file, as ``from_tfrecords``; one cached pass reads the labels),
+            False reads the encoded split into memory, None (default) streams splits over
+            2 GiB. A single-label dataset prepared as ArrayRecord is always read by random
+            access (``builder.as_data_source``), holding no image.
 
     Returns:
         A ``bit_keras.data.Source``. A ``Sequence(ClassLabel)`` label gives a multi-label
@@ -71,6 +76,11 @@ def from_tfds(name, split="train", data_dir=None, examples_per_class=None, seed=
     multi_label = isinstance(label_feature, tfds.features.Sequence)
     class_names = list((label_feature.feature if multi_label else label_feature).names)
     encoded = isinstance(image_feature, tfds.features.Image)
+    if encoded and not multi_label and _array_record(builder):
+        source = _random_access_source(tfds, builder, split, image_key, label_key,
+                                       class_names, f"tfds {name} {split}")
+        return source if examples_per_class is None else source.per_class(examples_per_class,
+                                                                            seed)
     if _streams(builder, split, name, stream, encoded, multi_label):
         source = _stream_source(tfds, builder, split, image_key, label_key, class_names,
                                 f"tfds {name} {split}")
@@ -122,6 +132,40 @@ def _streams(builder, split, name, stream, encoded, multi_label):
                          f"prepared as TFRecord files. Received: {name!r} "
                          f"({builder.info.file_format}, multi_label={multi_label})")
     return bool(stream) or (possible and _split_info(builder, split, name).num_bytes > STREAM_BYTES)
+
+
+def _array_record(builder):
+    return "array_record" in str(builder.info.file_format).lower()
+
+
+def _file_key(builder, split, label_key, description):
+    """A string naming the split's files and their versions, for the label cache."""
+    instructions = _split_info(builder, split, description).file_instructions
+    stats = []
+    for i in instructions:
+        st = os.stat(i.filename)
+        stats.append((os.path.realpath(i.filename), i.skip, i.take, st.st_size, st.st_mtime_ns))
+    return repr([stats, str(builder.info.version), label_key])
+
+
+def _random_access_source(tfds, builder, split, image_key, label_key, class_names,
+                          description):
+    from bit_keras.data.array_records import ArrayRecordStore
+    from bit_keras.data.records import label_pass
+    key = _file_key(builder, split, label_key, description)  # checks the split too
+    features, decoders = builder.info.features, {image_key: tfds.decode.SkipDecoding()}
+
+    def parse(serialized):
+        example = features.deserialize_example(serialized, decoders=decoders)
+        return example[image_key], tf.cast(example[label_key], tf.int64)
+
+    shape = tuple(features[image_key].shape[:2])
+    store = ArrayRecordStore(builder.as_data_source(split=split).data_source, parse,
+                             description, shape=shape)
+    labels = label_pass(store, key)
+    if not len(labels):
+        raise ValueError(f"split {split!r} of {description} holds no examples.")
+    return Source(store, labels, class_names, False, description + " (ArrayRecord)")
 
 
 def _stream_source(tfds, builder, split, image_key, label_key, class_names, description):

@@ -60,7 +60,7 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
               batch_split=1, base_lr=hyperrule_lib.BASE_LR, steps=None, resize=None, crop=None,
               mixup_alpha=None, examples_per_class=None, examples_per_class_seed=0, seed=0,
               precision="float32", strategy=None, freeze=None, eval_every=None,
-              checkpoint_every=500, progress=None):
+              checkpoint_every=500, progress=None, data_service=None):
     """Fine-tunes a BiT model on a labelled image dataset with the BiT-HyperRule.
 
     Running it again with the same ``run_dir`` resumes from the last checkpoint (step,
@@ -97,6 +97,9 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         eval_every: steps between evaluations (one always runs at the end).
         checkpoint_every: steps between checkpoints (one is always written at the end).
         progress: show a progress bar (default: on a terminal).
+        data_service: the ``"host:port"`` of a tf.data service dispatcher whose workers
+            decode and augment the training batches (``bit_keras.data.service``): each
+            batch as without it, in the order the workers finish them.
 
     Returns:
         A ``FineTuneResult``.
@@ -129,6 +132,7 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
     # Everything is checked before run.json is written: a corrected command must not be
     # refused as "a run with other settings".
     data.check_augmentation("hyperrule", hp.resize, hp.crop, hp.mixup_alpha)
+    data_service = data.service.check_run(data_service, source)
     training.check_settings(hp.batch, batch_split, precision, strategy)
     training.model_setup.frozen_layer_names(model, freeze)  # check before touching anything
     logging.info("%s on %d examples of %d classes", hp.describe(), source.num_examples,
@@ -151,7 +155,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
             return data.train_dataset(source, context.get_per_replica_batch_size(hp.batch),
                                       hp.resize, hp.crop, hp.mixup_alpha, seed=seed,
                                       start_step=start_step, augment="hyperrule",
-                                      input_context=context, skipped_log=skipped)
+                                      input_context=context, skipped_log=skipped,
+                                      data_service=data_service)
 
         eval_batch = max(1, hp.batch // (batch_split * strategy.num_replicas_in_sync))
         result = training.train(

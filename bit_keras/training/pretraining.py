@@ -132,7 +132,7 @@ class PretrainResult:
 def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m", batch=4096,
              batch_split=1, epochs=None, steps=None, base_lr=BASE_LR, weight_decay=WEIGHT_DECAY,
              warmup_steps=None, crop=224, augment="inception", resize=None, loss=None, seed=0, precision="float32", strategy=None,
-             eval_every=None, checkpoint_every=1000, progress=None):
+             eval_every=None, checkpoint_every=1000, progress=None, data_service=None):
     """Pre-trains a BiT model upstream with the paper's recipe, resumably.
 
     Args:
@@ -155,8 +155,8 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
             for small images such as the demo's 32x32 ones).
         resize: the resize side with ``augment="hyperrule"`` (default ``crop * 9 // 8``).
         loss: ``"softmax"`` or ``"sigmoid"``; default sigmoid for multi-label data.
-        seed, precision, strategy, eval_every, checkpoint_every, progress: as for
-            ``bit_keras.fine_tune``.
+        seed, precision, strategy, eval_every, checkpoint_every, progress, data_service:
+            as for ``bit_keras.fine_tune``.
 
     Returns:
         A ``PretrainResult``.
@@ -177,6 +177,7 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     training.check_settings(batch, batch_split, precision, strategy)
     source = data.load_source(train_data, "train")
     loop.check_classes(source)
+    data_service = data.service.check_run(data_service, source)
     eval_source = None if eval_data is None else data.load_source(eval_data, "test")
     loss = loss or ("sigmoid" if source.multi_label else "softmax")
     training.step.check_loss(loss)
@@ -193,7 +194,8 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
             return data.train_dataset(source, context.get_per_replica_batch_size(batch),
                                       resize=resize or crop * 9 // 8, crop=crop, seed=seed,
                                       start_step=start_step, augment=augment,
-                                      input_context=context, skipped_log=skipped)
+                                      input_context=context, skipped_log=skipped,
+                                      data_service=data_service)
 
         eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
         result = training.train(
