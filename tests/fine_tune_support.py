@@ -72,3 +72,22 @@ def python(code, env=None, **popen):
                TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow", **(env or {}))
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def resumes_to_uninterrupted_weights(tune, root, last_step, kill_step):
+    """Runs ``tune(run_dir)`` to the end in ``root/whole``; copies that run as if killed after
+    ``kill_step`` (its ``ckpt-<last_step>`` files removed) and runs ``tune`` on the copy,
+    which must resume from ``ckpt-<kill_step>`` and end with the same weights."""
+    import shutil
+
+    import numpy as np
+    whole = tune(os.path.join(root, "whole"))
+    killed = os.path.join(root, "killed")
+    shutil.copytree(os.path.join(root, "whole"), killed)
+    for name in os.listdir(os.path.join(killed, "checkpoints")):
+        if name.startswith(f"ckpt-{last_step}"):
+            os.remove(os.path.join(killed, "checkpoints", name))
+    resumed = tune(killed)
+    assert resumed.resumed_from.endswith(f"ckpt-{kill_step}")
+    for a, b in zip(resumed.model.get_weights(), whole.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -1,9 +1,6 @@
 """TFDS datasets prepared as ArrayRecord: random access through TFDS's data source, no image
 held, and the same stream, few-shot draw and exact resume as the TFRecord-prepared copy."""
 
-import os
-import shutil
-
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -84,6 +81,7 @@ def test_a_few_shot_draw_reads_labels_only_and_the_labels_are_cached(prepared, m
 
 
 def test_fine_tune_on_array_records_resumes_to_the_uninterrupted_weights(prepared, tmp_path):
+    import fine_tune_support as support
     import keras
     options = dict(steps=6, batch=6, resize=36, crop=32, base_lr=0.3, checkpoint_every=3,
                    eval_every=0, seed=2)
@@ -94,12 +92,4 @@ def test_fine_tune_on_array_records_resumes_to_the_uninterrupted_weights(prepare
         model = bit_keras.build("R14x1-tiny", num_classes=24)
         return bit_keras.fine_tune(model, train, run_dir=str(run_dir), **options)
 
-    whole = tune(tmp_path / "whole")
-    shutil.copytree(tmp_path / "whole", tmp_path / "killed")
-    for name in os.listdir(tmp_path / "killed" / "checkpoints"):  # as if killed after step 3
-        if name.startswith("ckpt-6"):
-            os.remove(tmp_path / "killed" / "checkpoints" / name)
-    resumed = tune(tmp_path / "killed")
-    assert resumed.resumed_from.endswith("ckpt-3")
-    for a, b in zip(resumed.model.get_weights(), whole.model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    support.resumes_to_uninterrupted_weights(tune, str(tmp_path), last_step=6, kill_step=3)

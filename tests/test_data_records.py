@@ -2,7 +2,6 @@
 
 import io
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -149,15 +148,7 @@ def test_fine_tune_on_tfrecords_resumes_to_the_uninterrupted_weights(tmp_path):
         model = keras_tiny()
         return bit_keras.fine_tune(model, spec, run_dir=str(run_dir), **options)
 
-    whole = tune(tmp_path / "whole")
-    shutil.copytree(tmp_path / "whole", tmp_path / "killed")
-    for name in os.listdir(tmp_path / "killed" / "checkpoints"):  # as if killed after step 4
-        if name.startswith("ckpt-8"):
-            os.remove(tmp_path / "killed" / "checkpoints" / name)
-    resumed = tune(tmp_path / "killed")
-    assert resumed.resumed_from.endswith("ckpt-4")
-    for a, b in zip(resumed.model.get_weights(), whole.model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    support.resumes_to_uninterrupted_weights(tune, str(tmp_path), last_step=8, kill_step=4)
 
 
 def keras_tiny():

@@ -21,6 +21,6 @@ from bit_keras.data.records import from_tfrecords
 from bit_keras.data.source import Source
 from bit_keras.data.tfds_source import from_tfds
 
-__all__ = ["AUGMENTATIONS", "service", "IMAGE_EXTENSIONS", "TFRECORDS", "ScanReport", "Source",
+__all__ = ["AUGMENTATIONS", "IMAGE_EXTENSIONS", "TFRECORDS", "ScanReport", "Source",
            "check_augmentation", "eval_dataset", "from_arrays", "from_dataset", "from_folder", "from_tfds",
-           "from_tfrecords", "load_source", "scan", "train_dataset"]
+           "from_tfrecords", "load_source", "scan", "service", "train_dataset"]

@@ -10,7 +10,8 @@ one int label per example from one cached pass over the label feature.
 import numpy as np
 import tensorflow as tf
 
-SIZE_SAMPLE = 1000  # records whose headers estimate the median image area
+from bit_keras.data.files import SIZE_SAMPLE, header_sizes_of_bytes, sampled_median_area
+
 _READ_BATCH = 1024  # records read together by the label pass
 
 
@@ -57,21 +58,14 @@ class ArrayRecordStore:
             if None not in self._shape:
                 self._shapes = np.tile(np.array([self._shape], np.int64), (len(self), 1))
             else:
-                from bit_keras.data.files import header_sizes_of_bytes
                 self._shapes = header_sizes_of_bytes(self._encoded(np.arange(len(self))))
         return self._shapes
 
     def median_area(self):
         """The median height x width, over a fixed sample of ``SIZE_SAMPLE`` records at most."""
-        if None not in self._shape or len(self) <= SIZE_SAMPLE:
-            shapes = self.shapes
-        else:
-            from bit_keras.data.files import header_sizes_of_bytes
-            picked = np.sort(np.random.default_rng(0).choice(len(self), SIZE_SAMPLE,
-                                                             replace=False))
-            shapes = header_sizes_of_bytes(self._encoded(picked))
-        shapes = shapes[(shapes > 0).all(axis=1)].astype(np.float64)
-        return float(np.median(shapes[:, 0] * shapes[:, 1]))
+        known = None not in self._shape or len(self) <= SIZE_SAMPLE
+        return sampled_median_area(len(self), (lambda: self.shapes) if known else None,
+                                   lambda picked: header_sizes_of_bytes(self._encoded(picked)))
 
     def describe(self, i):
         """Names element ``i`` (a string tensor), for reports of unreadable records."""

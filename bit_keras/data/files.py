@@ -54,6 +54,20 @@ def header_sizes(paths, workers=8):
     return np.array([s or (0, 0) for s in sizes], np.int64).reshape(-1, 2)
 
 
+def sampled_median_area(count, all_shapes, shapes_of):
+    """The median height x width of ``count`` images, over a fixed sample of ``SIZE_SAMPLE``
+    of them at most: ``all_shapes()`` gives every ``(height, width)`` (a small store, or
+    shapes known already), else ``shapes_of(sorted positions)`` the sample's. Unreadable
+    images (``(0, 0)``) are left out; None when none is readable."""
+    if all_shapes is not None:
+        shapes = all_shapes()
+    else:
+        picked = np.random.default_rng(0).choice(count, SIZE_SAMPLE, replace=False)
+        shapes = shapes_of(np.sort(picked))
+    shapes = shapes[(shapes > 0).all(axis=1)].astype(np.float64)
+    return float(np.median(shapes[:, 0] * shapes[:, 1])) if len(shapes) else None
+
+
 class FileStore:
     """Image files, decoded in the pipeline. ``may_fail``: an element can fail to decode."""
 
@@ -83,16 +97,13 @@ class FileStore:
 
     def median_area(self):
         """The median height x width, over a fixed sample of ``SIZE_SAMPLE`` files at most."""
-        if self._shapes is not None or len(self.paths) <= SIZE_SAMPLE:
-            shapes = self.shapes
-        else:
-            picked = np.random.default_rng(0).choice(len(self.paths), SIZE_SAMPLE, replace=False)
-            shapes = header_sizes([self.paths[i] for i in np.sort(picked)])
-        shapes = shapes[(shapes > 0).all(axis=1)].astype(np.float64)
-        if not len(shapes):
+        known = self._shapes is not None or len(self.paths) <= SIZE_SAMPLE
+        area = sampled_median_area(len(self.paths), (lambda: self.shapes) if known else None,
+                                   lambda picked: header_sizes([self.paths[i] for i in picked]))
+        if area is None:
             raise ValueError("no image file of this source could be read to estimate the "
                              "median image area; run bit_keras.data.scan on the folder")
-        return float(np.median(shapes[:, 0] * shapes[:, 1]))
+        return area
 
     def describe(self, i):
         """The path of element ``i`` (a string tensor), for reports of unreadable files."""

@@ -19,11 +19,11 @@ from absl import logging
 
 from bit_keras.checkpoints.cache import cache_dir
 from bit_keras.data import sampling
+from bit_keras.data.files import SIZE_SAMPLE
 from bit_keras.data.source import EncodedStore, Source
 from bit_keras.utils import atomic
 
 IMAGE_KEY, LABEL_KEY, TEXT_KEY = "image/encoded", "image/class/label", "image/class/text"
-SIZE_SAMPLE = 1000
 
 
 def read_file(path, skip, take):

@@ -81,8 +81,8 @@ def check_run(address, source):
 
 
 def distribute(batches, address):
-    """``batches`` (a dataset whose first source is the batch-index counter) made by the
-    service's workers."""
+    """``batches`` (a dataset whose source is a ``Dataset.range`` of batch indices) made
+    by the service's workers, each index dealt to one of them."""
     return batches.apply(tf.data.experimental.service.distribute(
         processing_mode=tf.data.experimental.service.ShardingPolicy.DYNAMIC, service=address))
 

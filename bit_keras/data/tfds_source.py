@@ -148,19 +148,24 @@ def _file_key(builder, split, label_key, description):
     return repr([stats, str(builder.info.version), label_key])
 
 
-def _random_access_source(tfds, builder, split, image_key, label_key, class_names,
-                          description):
-    from bit_keras.data.array_records import ArrayRecordStore
-    from bit_keras.data.records import label_pass
-    key = _file_key(builder, split, label_key, description)  # checks the split too
+def _record_parser(tfds, builder, image_key, label_key):
+    """``serialized TFDS example -> (encoded image, int64 label)``, no image decoded."""
     features, decoders = builder.info.features, {image_key: tfds.decode.SkipDecoding()}
 
     def parse(serialized):
         example = features.deserialize_example(serialized, decoders=decoders)
         return example[image_key], tf.cast(example[label_key], tf.int64)
+    return parse
 
-    shape = tuple(features[image_key].shape[:2])
-    store = ArrayRecordStore(builder.as_data_source(split=split).data_source, parse,
+
+def _random_access_source(tfds, builder, split, image_key, label_key, class_names,
+                          description):
+    from bit_keras.data.array_records import ArrayRecordStore
+    from bit_keras.data.records import label_pass
+    key = _file_key(builder, split, label_key, description)  # checks the split too
+    shape = tuple(builder.info.features[image_key].shape[:2])
+    store = ArrayRecordStore(builder.as_data_source(split=split).data_source,
+                             _record_parser(tfds, builder, image_key, label_key),
                              description, shape=shape)
     labels = label_pass(store, key)
     if not len(labels):
@@ -172,16 +177,10 @@ def _stream_source(tfds, builder, split, image_key, label_key, class_names, desc
     from bit_keras.data.records import RecordStore, label_pass
     instructions = _split_info(builder, split, description).file_instructions
     counts = [i.take if i.take >= 0 else i.examples_in_shard - i.skip for i in instructions]
-    features, decoders = builder.info.features, {image_key: tfds.decode.SkipDecoding()}
-
-    def parse(serialized):
-        example = features.deserialize_example(serialized, decoders=decoders)
-        return example[image_key], tf.cast(example[label_key], tf.int64)
-
-    store = RecordStore([i.filename for i in instructions], counts, parse,
+    store = RecordStore([i.filename for i in instructions], counts,
+                        _record_parser(tfds, builder, image_key, label_key),
                         [i.skip for i in instructions])
-    key = repr([(i.filename, i.skip, c) for i, c in zip(instructions, counts)]
-               + [builder.info.version, label_key])
+    key = _file_key(builder, split, label_key, description)
     return Source(store, label_pass(store, key), class_names, False, description + " (streamed)")
 
 
