@@ -32,5 +32,6 @@ setup(
     },
     entry_points={"console_scripts": ["bit-keras = bit_keras.cli:main"]},
     include_package_data=True,
+    package_data={"bit_keras.classes": ["*.tsv", "*.tsv.gz"]},
     license="Apache-2.0",
 )

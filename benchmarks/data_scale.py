@@ -44,7 +44,30 @@ def generate(folder, count):
 
 
 def _peak_rss_mib():
+    """This process's peak RSS. ``VmHWM`` is the high-water mark of this process's own
+    memory; ``ru_maxrss`` is not: Linux carries the parent's peak across ``exec``."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def first_batch_and_rate(ds, start):
+    """Seconds from ``start`` to ``ds``'s first batch, peak RSS then, and images/second over
+    the next ``RATE_BATCHES`` batches."""
+    it = iter(ds)
+    next(it)
+    first = time.perf_counter() - start
+    rss = _peak_rss_mib()
+    t0 = time.perf_counter()
+    for _ in range(RATE_BATCHES):
+        next(it)
+    rate = RATE_BATCHES * BATCH / (time.perf_counter() - t0)
+    return {"first_batch_s": first, "peak_rss_mib_at_first_batch": rss, "images_per_s": rate}
 
 
 def measure_bit_keras(folder):
@@ -53,16 +76,7 @@ def measure_bit_keras(folder):
     imported = time.perf_counter()
     source = bit_keras.data.load_source(folder)
     ds = bit_keras.data.train_dataset(source, BATCH, RESIZE, CROP)
-    it = iter(ds)
-    next(it)
-    first = time.perf_counter()
-    rss = _peak_rss_mib()
-    start = time.perf_counter()
-    for _ in range(RATE_BATCHES):
-        next(it)
-    rate = RATE_BATCHES * BATCH / (time.perf_counter() - start)
-    return {"first_batch_s": first - imported, "import_s": imported - t0,
-            "peak_rss_mib_at_first_batch": rss, "images_per_s": rate,
+    return {**first_batch_and_rate(ds, imported), "import_s": imported - t0,
             "examples": source.num_examples}
 
 
@@ -79,15 +93,7 @@ def measure_reference(folder):
 
     ds = files.repeat().map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(BATCH).prefetch(
         tf.data.AUTOTUNE)
-    it = iter(ds)
-    next(it)
-    first = time.perf_counter() - t0
-    rss = _peak_rss_mib()
-    start = time.perf_counter()
-    for _ in range(RATE_BATCHES):
-        next(it)
-    rate = RATE_BATCHES * BATCH / (time.perf_counter() - start)
-    return {"first_batch_s": first, "peak_rss_mib_at_first_batch": rss, "images_per_s": rate}
+    return first_batch_and_rate(ds, t0)
 
 
 def _child(kind, folder, home):

@@ -53,7 +53,10 @@ __all__ = ["VARIANTS", "BiTModel", "CheckpointError", "Variant", "build", "featu
 
 # Heavier parts load on first use: "attribute": "module:name" (an empty name: the module).
 _LAZY = {
+    "class_names": "bit_keras.classes:class_names",
+    "classes": "bit_keras.classes:",
     "data": "bit_keras.data:",
+    "decode_predictions": "bit_keras.classes:decode_predictions",
     "datasets": "bit_keras.datasets:",
     "demo": "bit_keras.demo:",
     "export": "bit_keras.exporter:export",

@@ -29,3 +29,24 @@ def tiny_model():
 @pytest.fixture
 def images():
     return np.random.default_rng(1).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+
+
+@pytest.fixture
+def bucket(tmp_path, monkeypatch):
+    """A folder served on 127.0.0.1 as the weights bucket ($BIT_KERAS_WEIGHTS_URL), and an
+    empty weights cache ($BIT_KERAS_HOME = tmp_path/cache)."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("BIT_KERAS_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("BIT_KERAS_WEIGHTS_URL", f"http://127.0.0.1:{server.server_port}/")
+    yield folder
+    server.shutdown()
+    server.server_close()

@@ -1,11 +1,17 @@
-"""Checkpoint formats, strict loading, and one test per error message."""
+"""Checkpoint formats and layouts, strict loading, and one test per error message."""
 
 import os
 
 import numpy as np
 import numpy_bit
 import pytest
-from checkpoint_files import timm_state_dict, write_bit_tf2_h5, write_timm_safetensors
+from checkpoint_files import (
+    big_vision_params,
+    numbered_convolutions,
+    timm_state_dict,
+    write_bit_tf2_h5,
+    write_timm_safetensors,
+)
 from conftest import TINY
 
 import bit_keras
@@ -200,5 +206,87 @@ def test_bad_arguments():
         bit_keras.build("BiT-X-R50x1")
     with pytest.raises(ValueError, match="num_classes is required for the bare architecture 'R26x1'"):
         bit_keras.build("R26x1")
-    with pytest.raises(ValueError, match="layout must be 'official' or 'timm'"):
+    with pytest.raises(ValueError, match=r"layout must be one of \['official', 'timm', 'big_vision'\]"):
         bit_keras.save_npz(None, "x.npz", layout="keras")
+
+
+# --- Every published layout through the one strict loader: the numbered-convolution official
+# files and big_vision's bit_paper checkpoints (bare, params/, opt/target/), to the official
+# layout's logits; big_vision's layout written back by save_npz(..., layout="big_vision").
+
+@pytest.fixture
+def official_logits(weights, images):
+    return np.asarray(bit_keras.load_weights(tiny(), weights)(images))
+
+
+def assert_logits_close(got, want):
+    got = np.asarray(got)
+    assert np.max(np.abs(got - want)) <= 1e-4 * max(np.max(np.abs(want)), 1e-6)
+
+
+def test_numbered_convolution_names_load_to_the_official_logits(tmp_path, weights,
+                                                                  official_logits, images):
+    numbered = numbered_convolutions(weights)
+    assert "resnet/block1/unit01/a/standardized_conv2d_1/kernel" in numbered  # the quirk
+    np.savez(tmp_path / "numbered.npz", **numbered)
+    got = bit_keras.load_weights(tiny(), str(tmp_path / "numbered.npz"))(images)
+    assert_logits_close(got, official_logits)
+    # The quirk still goes through the strict check: a missing tensor is named.
+    del numbered["resnet/block1/unit01/b/standardized_conv2d_2/kernel"]
+    np.savez(tmp_path / "short.npz", **numbered)
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint \(1\): "
+                       r"resnet/block1/unit01/b/standardized_conv2d/kernel"):
+        bit_keras.load_weights(tiny(), str(tmp_path / "short.npz"))
+
+
+@pytest.mark.parametrize("prefix", ["", "params/", "opt/target/"])
+def test_big_vision_checkpoints_load_to_the_official_logits(tmp_path, weights, official_logits,
+                                                             images, prefix):
+    tree = {prefix + k: v for k, v in big_vision_params(weights).items()}
+    if prefix:  # a training checkpoint holds more than the parameters
+        other = "opt/state/" if prefix == "opt/target/" else "opt/"
+        tree.update({other + "momentum/head/kernel": np.ones((512, 5), np.float32),
+                     "chrono/accum_train_time": np.float64(12.5)})
+    np.savez(tmp_path / "bv.npz", **tree)
+    got = bit_keras.load_weights(tiny(), str(tmp_path / "bv.npz"))(images)
+    assert_logits_close(got, official_logits)
+
+
+def test_a_big_vision_file_that_does_not_fit_lists_both_sides(tmp_path, weights):
+    tree = big_vision_params(weights)
+    tree["block1/unit01/gn9/scale"] = tree.pop("block1/unit01/gn1/scale")
+    np.savez(tmp_path / "odd.npz", **tree)
+    with pytest.raises(CheckpointError, match=r"keys that belong to no BiT weight: "
+                       r"\['block1/unit01/gn9/scale'\]"):
+        bit_keras.read_checkpoint(tmp_path / "odd.npz")
+    wide = numpy_bit.random_weights((1, 1, 1, 1), 2, 5, base=16, seed=3)
+    np.savez(tmp_path / "wide.npz", **{"params/" + k: v for k, v in big_vision_params(wide).items()})
+    model = tiny()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(CheckpointError) as err:
+        bit_keras.load_weights(model, str(tmp_path / "wide.npz"))
+    assert "The checkpoint looks like: units per block (1, 1, 1, 1), stem width 32" in str(err.value)
+    assert "The model is: units per block (1, 1, 1, 1), stem width 16" in str(err.value)
+    assert "shape mismatches" in str(err.value)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_save_npz_big_vision_layout_is_big_vision_s_tree_and_loads_back(tmp_path, weights,
+                                                                          images):
+    model = bit_keras.load_weights(tiny(), weights)
+    bit_keras.save_npz(model, tmp_path / "bv.npz", layout="big_vision")
+    want = {"params/" + k: v for k, v in big_vision_params(weights).items()}
+    with np.load(tmp_path / "bv.npz", allow_pickle=False) as saved:
+        assert sorted(saved.files) == sorted(want)
+        for k, v in want.items():
+            assert saved[k].shape == v.shape, k
+            np.testing.assert_array_equal(saved[k], v)
+    again = bit_keras.load_weights(tiny(), str(tmp_path / "bv.npz"))(images)
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(model(images)))
+    # and a headless feature extractor writes no head
+    backbone = bit_keras.load_weights(tiny(num_classes=None, include_top=False), weights,
+                                      skip_head=True)
+    bit_keras.save_npz(backbone, tmp_path / "backbone.npz", layout="big_vision")
+    with np.load(tmp_path / "backbone.npz", allow_pickle=False) as saved:
+        assert not [k for k in saved.files if k.startswith("params/head/")]

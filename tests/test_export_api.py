@@ -149,8 +149,26 @@ def test_fold_standardization_computes_the_same_function(model):
 
 
 def test_tflite_and_publish_errors(model, tmp_path):
-    with pytest.raises(ValueError, match="quantize must be one of \\[None, 'dynamic_int8'\\]"):
+    with pytest.raises(ValueError, match="quantize must be one of \\[None, 'float16', "
+                       "'dynamic_int8', 'int8'\\]"):
         bit_keras.export_tflite(model, tmp_path / "m.tflite", quantize="int4")
+    with pytest.raises(ValueError, match="representative_data is needed by quantize='int8' and "
+                       "only by it"):
+        bit_keras.export_tflite(model, tmp_path / "m.tflite", quantize="int8")
+    with pytest.raises(ValueError, match="representative_data is needed by"):
+        bit_keras.export_tflite(model, tmp_path / "m.tflite", representative_data=[])
+    uint8 = [np.full((8, 8, 3), 200, np.uint8)]
+    with pytest.raises(ValueError, match=r"representative image 0 must be a float \[height, "
+                       r"width, 3\] array. Received: dtype uint8"):
+        bit_keras.export_tflite(model, tmp_path / "m.tflite", quantize="int8",
+                                representative_data=uint8)
+    with pytest.raises(ValueError, match=r"must hold values in \[0, 1\].*\[0, 200\]"):
+        bit_keras.export_tflite(model, tmp_path / "m.tflite", quantize="int8",
+                                representative_data=[np.linspace(0, 200, 192).reshape(8, 8, 3)])
+    with pytest.raises(ValueError, match="which is not a folder"):
+        bit_keras.export_tflite(model, tmp_path / "m.tflite", quantize="int8",
+                                representative_data=str(tmp_path / "missing"))
+    assert not (tmp_path / "m.tflite").exists()
     with pytest.raises(ValueError, match="export_dir must be a SavedModel directory"):
         bit_keras.publish(tmp_path, tmp_path / "public")
     (tmp_path / "m.tflite").write_bytes(b"old")

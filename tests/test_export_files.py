@@ -2,13 +2,10 @@
 links out of an export, every target checked first, no bad download kept."""
 
 import contextlib
-import functools
-import http.server
 import os
 import pickle
 import stat
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -131,18 +128,9 @@ def test_a_non_zip_npz_says_so(model, tmp_path, content, what):
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    served = tmp_path / "served"
-    (served / "distill").mkdir(parents=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    monkeypatch.setenv("BIT_KERAS_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("BIT_KERAS_WEIGHTS_URL", f"http://127.0.0.1:{httpd.server_port}/")
-    yield served / "distill" / "R50x1_160.npz"
-    httpd.shutdown()
-    httpd.server_close()
+def server(bucket):
+    (bucket / "distill").mkdir()
+    return bucket / "distill" / "R50x1_160.npz"
 
 
 def test_a_download_that_is_not_an_npz_is_not_cached(server, tmp_path):
@@ -168,3 +156,22 @@ def test_a_bad_file_in_the_cache_is_fetched_again(server, tmp_path):
     assert weights_cache.fetch(variant, "unused") == str(cached)
     with np.load(cached, allow_pickle=False) as f:
         np.testing.assert_array_equal(f["x"], np.ones(3, np.float32))
+
+
+def test_run_export_int8_needs_representative_data_before_writing_anything(model, tmp_path):
+    weights = bit_keras.save_npz(model, tmp_path / "w.npz")
+    with pytest.raises(ValueError, match="--quantize=int8 \\(only it\\) needs "
+                       "--representative_data=FOLDER"):
+        run_export.run("R14x1-tiny", str(tmp_path / "out"), weights=weights, num_classes=3,
+                       tflite=str(tmp_path / "m.tflite"), quantize="int8")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.tflite").exists()
+    folder = tmp_path / "calibration" / "any"
+    folder.mkdir(parents=True)
+    from PIL import Image
+    for i in range(3):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    written = run_export.run("R14x1-tiny", str(tmp_path / "out"), weights=weights,
+                             num_classes=3, kind="classifier", tflite=str(tmp_path / "m.tflite"),
+                             quantize="int8", representative_data=str(tmp_path / "calibration"),
+                             image_size=16)
+    assert written[1] == str(tmp_path / "m.tflite") and os.path.getsize(written[1]) > 0

@@ -56,7 +56,9 @@ def test_run_folder_holds_metrics_summaries_and_weights(api_run, workdir):
         event = tf.compat.v1.Event.FromString(record.numpy())
         tags.update(v.tag for v in event.summary.value)
     assert {"accuracy", "loss", "val_loss", "lr", "images_per_second"} <= tags
-    assert json.loads((run_dir / "run.json").read_text())["supports"] == [5, 10, 14, 19, 24]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["supports"] == [5, 10, 14, 19, 24]
+    assert record["class_names"] == sorted(support.CLASSES)  # the class subfolders, in order
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.index"))[-1] == "ckpt-24.index"
     reloaded = _load_tiny(api_run.weights_path)
     images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
@@ -82,8 +84,9 @@ def _load_tiny_keras(path):
 
 
 def test_cli_killed_after_checkpoint_resumes_to_the_same_weights(api_run, workdir):
+    # --batch_scaling: the API's (and the official colab's) batch-scaled lr and schedule.
     args = support.cli_args(name="cli", logdir=workdir / "logs", model=workdir / "tiny.keras",
-                            dataset=workdir / "task", **support.RUN)
+                            dataset=workdir / "task", batch_scaling=True, **support.RUN)
     run_dir = workdir / "logs" / "cli"
     first = support.cli(args)
     deadline = time.time() + 300  # generous: another pytest-xdist worker shares the cores
@@ -113,6 +116,34 @@ def test_cli_killed_after_checkpoint_resumes_to_the_same_weights(api_run, workdi
     loaded = tf.saved_model.load(str(run_dir / "export" / "classifier"))
     np.testing.assert_allclose(loaded(images), resumed(images), rtol=1e-4, atol=1e-5)
     assert (run_dir / "export" / "feature_vector" / "saved_model.pb").exists()
+    # ... and the classifier carries the training class names run.json recorded.
+    labels = [n.decode() for n in loaded.signatures["labels"]()["labels"].numpy()]
+    assert labels == json.loads((run_dir / "run.json").read_text())["class_names"]
+    assert labels == sorted(support.CLASSES)
+
+
+def test_cli_flags_keep_the_official_train_py_meaning(workdir):
+    """Without --batch_scaling, --batch leaves --base_lr and the schedule as the official
+    train.py has them; --no-save (the official spelling) writes no run folder."""
+    common = dict(logdir=workdir / "logs", model=workdir / "tiny.keras", dataset=workdir / "task",
+                  batch=6, base_lr=0.01, resize=support.RESIZE, crop=support.CROP, eval_every=2,
+                  batch_eval=5)
+    official = support.cli(support.cli_args(name="official", steps=2, **common))
+    out, err = official.communicate(timeout=300)
+    assert official.returncode == 0, err[-3000:]
+    record = json.loads((workdir / "logs" / "official" / "run.json").read_text())
+    assert record["learning_rate"] == 0.01  # not 0.01 * 6 / 512
+    # The official schedule (100..500 steps for a small task) stretched to --steps=2.
+    assert record["supports"][-1] == 2 and record["batch"] == 6
+    unsaved = support.cli(support.cli_args(name="unsaved", steps=2, **common) + ["--no-save"])
+    out, err = unsaved.communicate(timeout=300)
+    assert unsaved.returncode == 0, err[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["step"] == 2
+    assert not (workdir / "logs" / "unsaved").exists()
+    refused = support.cli(support.cli_args(name="x", steps=2, **common) + ["--no-save", "--export"])
+    out, err = refused.communicate(timeout=300)
+    assert refused.returncode == 1
+    assert "fine_tune: error: --export needs the run saved" in err
 
 
 def test_batch_split_4_equals_unsplit_after_one_step():

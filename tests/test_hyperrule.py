@@ -59,6 +59,18 @@ def test_batch_scaling():
     assert hr.scale_for_batch(512, 0.01, LARGE) == (0.01, LARGE)
 
 
+def test_without_batch_scaling_the_batch_changes_nothing_else():
+    """The official train.py: base_lr and the schedule whatever --batch."""
+    scaled = hr.hyperrule(50_000, 32 * 32, batch=128)
+    official = hr.hyperrule(50_000, 32 * 32, batch=128, batch_scaling=False)
+    assert official.learning_rate == 0.003 and official.supports == MEDIUM
+    assert official.batch == 128 and scaled.learning_rate == 0.003 * 128 / 512
+    assert scaled.supports == tuple(4 * s for s in MEDIUM)
+    with pytest.raises(ValueError, match="batch_scaling must be True or False. Received: "
+                       "batch_scaling='no'"):
+        hr.hyperrule(50_000, 32 * 32, batch_scaling="no")
+
+
 def test_hyperrule_combines_everything():
     hp = hr.hyperrule(50_000, (32, 32), batch=256, flavour="code")
     assert hp == hr.HyperParams("code", 256, pytest.approx(0.0015),

@@ -208,9 +208,11 @@ def test_a_run_folder_is_held_by_one_process_at_a_time(workdir, tmp_path):
 def test_the_cli_summary_says_where_it_resumed_from(reference, workdir):
     run_dir = _copy(reference, workdir, "cli_summary")
     (run_dir / "checkpoints" / "ckpt-8.index").unlink()
+    # --batch_scaling: the API run's batch-scaled lr and schedule (the command's default is
+    # the official train.py's, which run.json would refuse as "other settings").
     cli = support.cli(support.cli_args(name="cli_summary", logdir=workdir,
                                        model=workdir / "tiny.keras", dataset=workdir / "task",
-                                       **RUN))
+                                       batch_scaling=True, **RUN))
     out, err = cli.communicate(timeout=300)
     assert cli.returncode == 0, err[-3000:]
     summary = json.loads(out.strip().splitlines()[-1])

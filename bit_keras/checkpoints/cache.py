@@ -1,14 +1,19 @@
-"""Where official weights live on disk, and fetching them once with a progress bar."""
+"""Where official weights live on disk: fetched once through ``keras.utils.get_file``
+(progress bar), moved into the cache only when whole, and checked against the SHA-256
+recorded beside them (``NAME.sha256``, ``sha256sum`` format) on every later load."""
 
+import hashlib
 import os
-import sys
+import shutil
+import tempfile
 import urllib.error
-import urllib.request
 
 from absl import logging
 
 from bit_keras.checkpoints.formats import CheckpointError, check_npz_file
 from bit_keras.utils import atomic
+
+HASH_SUFFIX = ".sha256"
 
 
 def cache_dir():
@@ -29,9 +34,15 @@ def cached_path(variant):
 def fetch(variant, default_base_url):
     """Returns the local path of ``variant``'s weights, downloading them if needed.
 
+    A cached file is checked against the SHA-256 recorded when it was downloaded (or first
+    used, for a file put there by hand). A file with no record that is not a valid ``.npz``
+    (a cache entry of an older bit_keras) is downloaded again.
+
     Raises:
-        CheckpointError: the variant has no released weights, or the download failed
-            (the message gives the URL, the cache path and the ``weights=`` way).
+        CheckpointError: the variant has no released weights; the download failed (the
+            message gives the URL, the cache path and the ``weights=`` way); or the cached
+            file no longer has its recorded SHA-256 (the message names it and says how to
+            download it again).
     """
     if variant.weights_path is None:
         raise CheckpointError(
@@ -39,8 +50,12 @@ def fetch(variant, default_base_url):
             f"Use bit_keras.build({variant.name!r}) for the architecture, or pass weights=PATH.")
     path = cached_path(variant)
     if os.path.isfile(path):
+        if os.path.isfile(path + HASH_SUFFIX):
+            verify(path)
+            return path
         try:
             check_npz_file(path)
+            record_hash(path)
             return path
         except CheckpointError as e:  # a cache entry of an older bit_keras: fetch it again
             logging.warning("Removing the cached %s and downloading it again: %s", path, e)
@@ -56,33 +71,61 @@ def fetch(variant, default_base_url):
     return path
 
 
-def download(url, path, chunk=1 << 20):
-    """Downloads ``url`` to ``path`` with a progress bar, writing beside it then renaming.
+def download(url, path):
+    """Downloads ``url`` to ``path`` with ``keras.utils.get_file`` (its progress bar) into
+    a hidden folder beside ``path``, checks a ``.npz`` (a zip of ``.npy`` arrays, CRCs
+    intact), then renames it into place and records its SHA-256 beside it. A short or wrong
+    download (an HTML error page) never lands in the cache."""
+    import keras
 
-    A ``.npz`` is checked (a zip of ``.npy`` arrays, CRCs intact) before the rename, so a
-    short or wrong download (an HTML error page) never lands in the cache.
-    """
-    with atomic.atomic_file(path) as tmp:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            while block := response.read(chunk):
-                out.write(block)
-                done += len(block)
-                _progress(os.path.basename(path), done, total)
-        if total and done != total:
-            raise OSError(f"download stopped after {done} of {total} bytes")
-        sys.stderr.write("\n")
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{name}.download-", dir=parent)
+    try:
+        try:
+            got = keras.utils.get_file(name, url, cache_dir=staging, cache_subdir="")
+        except Exception as e:  # noqa: BLE001 - get_file wraps HTTP errors in Exception
+            raise OSError(str(e)) from e
         if path.endswith(".npz"):
-            check_npz_file(tmp)
+            check_npz_file(got)
+        digest = sha256(got)
+        os.chmod(got, atomic.file_mode())
+        os.replace(got, path)
+        _write_hash(path, digest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
-def _progress(name, done, total):
-    if total:
-        frac = done / total
-        bar = "#" * int(30 * frac)
-        sys.stderr.write(f"\r{name} [{bar:<30}] {done / 2**20:.1f}/{total / 2**20:.1f} MiB")
-    else:
-        sys.stderr.write(f"\r{name} {done / 2**20:.1f} MiB")
-    sys.stderr.flush()
+def sha256(path, chunk=1 << 22):
+    """The SHA-256 of a file, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_hash(path, digest):
+    with atomic.atomic_file(path + HASH_SUFFIX) as tmp:
+        with open(tmp, "w") as f:
+            f.write(f"{digest}  {os.path.basename(path)}\n")
+
+
+def record_hash(path):
+    """Records ``path``'s SHA-256 beside it (``path.sha256``), for later ``verify``."""
+    _write_hash(path, sha256(path))
+
+
+def verify(path):
+    """Raises ``CheckpointError`` unless ``path`` still has the SHA-256 recorded beside it."""
+    with open(path + HASH_SUFFIX) as f:
+        recorded = f.read().split()[:1]
+    actual = sha256(path)
+    if recorded != [actual]:
+        raise CheckpointError(
+            f"The cached weights file {path} is damaged: its SHA-256 is {actual}, but "
+            f"{recorded[0] if recorded else 'nothing readable'} was recorded in "
+            f"{path + HASH_SUFFIX} when it was downloaded. Delete both files to download it "
+            "again on the next load, or pass weights=PATH to bit_keras.load.")

@@ -1,7 +1,8 @@
 """Reading BiT checkpoints of every supported format into the official key layout.
 
-Formats: official ``.npz`` (primary), official bit_tf2 Keras 2 ``.h5``, and timm ResNetV2
-state dicts as ``.safetensors`` or ``.npz``. Nothing here unpickles: a pickle in a
+Formats: official ``.npz`` (primary; numbered ``standardized_conv2d_N`` names too),
+big_vision ``bit_paper`` ``.npz`` checkpoints, official bit_tf2 Keras 2 ``.h5``, and timm
+ResNetV2 state dicts as ``.safetensors`` or ``.npz``. Nothing here unpickles: a pickle in a
 checkpoint is code.
 """
 
@@ -24,7 +25,7 @@ def read_checkpoint(path):
     """Reads a checkpoint file into a dict official key -> float32 ``np.ndarray``.
 
     Args:
-        path: a ``.npz`` (official or timm layout), ``.h5`` (official bit_tf2) or
+        path: a ``.npz`` (official, big_vision or timm layout), ``.h5`` (official bit_tf2) or
             ``.safetensors`` (timm layout) file.
 
     Returns:
@@ -112,8 +113,14 @@ def _read_npz(path):
     except zipfile.BadZipFile as e:
         raise CheckpointError(f"Cannot read checkpoint {path}: the file is truncated or corrupt, "
                               f"not a valid .npz (zip) file ({e})") from e
-    origin = "timm" if any(k.startswith(("stem.", "stages.", "module.stem.")) for k in raw) else "official"
-    return raw, origin
+    if any(k.startswith(("stem.", "stages.", "module.stem.")) for k in raw):
+        return raw, "timm"
+    for prefix in keys.BIG_VISION_PREFIXES:
+        if prefix + "root_block/conv_root/kernel" in raw:
+            # A big_vision checkpoint: its parameters; the optimizer state and the other
+            # trees beside them are not weights and are not read.
+            return {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}, "big_vision"
+    return raw, "official"
 
 
 def _read_safetensors(path):
@@ -149,8 +156,11 @@ def _to_official(raw, origin, path):
         elif origin == "h5":
             key = keys.h5_to_official_key(k)
             value = None if key is None else keys.h5_to_official_value(key, v)
+        elif origin == "big_vision":
+            key = keys.big_vision_to_official_key(k)
+            value = None if key is None else keys.big_vision_to_official_value(key, v)
         else:
-            key, value = (k, v) if k.startswith(keys.PREFIX) else (None, None)
+            key, value = (keys.unnumbered(k), v) if k.startswith(keys.PREFIX) else (None, None)
         if key is None:
             unknown.append(k)
             continue
@@ -160,6 +170,7 @@ def _to_official(raw, origin, path):
     if not out:
         raise CheckpointError(
             f"Checkpoint {path} has no tensor of a known BiT layout (official 'resnet/...', "
+            "big_vision 'root_block/conv_root/...' bare or under 'params/' or 'opt/target/', "
             f"bit_tf2 .h5 weight names, or timm 'stem./stages.'). First keys: {sorted(raw)[:5]}")
     if unknown:
         raise CheckpointError(

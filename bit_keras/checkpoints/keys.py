@@ -10,6 +10,16 @@ The official ``.npz`` layout (``BiT-M-R50x1.npz`` and friends; ``docs/design.md`
     resnet/head/conv2d/kernel                                   (1, 1, 2048*w, classes)
     resnet/head/conv2d/bias                                     (classes,)
 
+(some official files number the convolutions, ``standardized_conv2d_1``; read as the plain
+name), big_vision's ``bit_paper`` parameters (flattened with ``/``, bare or under
+``params/`` or ``opt/target/``):
+
+    root_block/conv_root/kernel
+    block{b}/unit{uu}/{conv1,conv2,conv3,conv_proj}/kernel
+    block{b}/unit{uu}/{gn1,gn2,gn3}/{scale,bias}                (1, 1, 1, C)
+    norm-pre-head/{scale,bias}                                  (1, 1, 1, 2048*w)
+    head/{kernel,bias}                                          (2048*w, classes), (classes,)
+
 and timm's ``ResNetV2`` state dict (OIHW kernels):
 
     stem.conv.weight
@@ -152,6 +162,82 @@ def official_to_timm(weights):
             else:
                 out[base + f"conv{'abc'.index(part) + 1}.weight"] = array
     return out
+
+
+# --- big_vision's bit_paper model -------------------------------------------------------
+
+BIG_VISION_PREFIXES = ("params/", "opt/target/", "")  # its checkpoints, old and new, and bare
+_BV_UNIT = re.compile(r"^block(\d+)/unit(\d\d)/(conv[123]|conv_proj|gn[123])/(kernel|scale|bias)$")
+_BV_GN = {"scale": "gamma", "bias": "beta"}
+
+
+def big_vision_to_official_key(key):
+    """One big_vision ``bit_paper`` key (prefix removed) -> official key, or None."""
+    if key == "root_block/conv_root/kernel":
+        return ROOT_KEY
+    if key in ("norm-pre-head/scale", "norm-pre-head/bias"):
+        return f"{PREFIX}group_norm/{_BV_GN[key.rsplit('/', 1)[1]]}"
+    if key == "head/kernel":
+        return HEAD_KEYS[0]
+    if key == "head/bias":
+        return HEAD_KEYS[1]
+    m = _BV_UNIT.match(key)
+    if not m:
+        return None
+    block, unit, part, param = m.groups()
+    base = f"{PREFIX}block{block}/unit{unit}/"
+    if part == "conv_proj":
+        return base + "a/proj/standardized_conv2d/kernel" if param == "kernel" else None
+    letter = "abc"[int(part[-1]) - 1]
+    if part.startswith("gn"):
+        return base + f"{letter}/group_norm/{_BV_GN[param]}" if param != "kernel" else None
+    return base + f"{letter}/standardized_conv2d/kernel" if param == "kernel" else None
+
+
+def big_vision_to_official_value(key, array):
+    """big_vision keeps GroupNorm parameters as (1, 1, 1, C) and a Dense head (C, K)."""
+    if "/group_norm/" in key and array.ndim == 4 and array.shape[:3] == (1, 1, 1):
+        return array.reshape(array.shape[-1:])
+    if key == HEAD_KEYS[0] and array.ndim == 2:
+        return array.reshape((1, 1) + array.shape)
+    return array
+
+
+def official_to_big_vision(weights, prefix="params/"):
+    """Official dict -> big_vision ``bit_paper`` parameters, flattened with ``/``."""
+    out = {}
+    for key, array in weights.items():
+        rest = key[len(PREFIX):]
+        if rest == "root_block/standardized_conv2d/kernel":
+            name = "root_block/conv_root/kernel"
+        elif rest.startswith("group_norm/"):
+            name = "norm-pre-head/" + ("scale" if rest.endswith("gamma") else "bias")
+            array = array.reshape((1, 1, 1) + array.shape)
+        elif rest.startswith("head/"):
+            name = "head/" + ("kernel" if rest.endswith("kernel") else "bias")
+            array = array.reshape(array.shape[2:]) if array.ndim == 4 else array
+        else:
+            block, unit, part, *tail = rest.split("/")
+            index = "abc".index(part) + 1
+            if tail[0] == "proj":
+                name = f"{block}/{unit}/conv_proj/kernel"
+            elif tail[0] == "group_norm":
+                name = f"{block}/{unit}/gn{index}/" + ("scale" if tail[1] == "gamma" else "bias")
+                array = array.reshape((1, 1, 1) + array.shape)
+            else:
+                name = f"{block}/{unit}/conv{index}/kernel"
+        out[prefix + name] = array
+    return out
+
+
+# Some official .npz files number their convolutions (``.../standardized_conv2d_1/kernel``);
+# big_vision's ``bit_paper`` loader renames them the same way before reading.
+_NUMBERED_CONV = re.compile(r"/standardized_conv2d_\d+/")
+
+
+def unnumbered(key):
+    """An official key with a numbered convolution name made plain."""
+    return _NUMBERED_CONV.sub("/standardized_conv2d/", key)
 
 
 # --- Keras 2 .h5 (official bit_tf2) ------------------------------------------------------

@@ -79,28 +79,32 @@ def official_weights(model):
             for key, (var, _) in keys.model_to_official(model).items()}
 
 
+LAYOUTS = {"official": lambda weights: weights, "timm": keys.official_to_timm,
+           "big_vision": keys.official_to_big_vision}
+
+
 def save_npz(model, path, layout="official"):
     """Saves a BiT model's weights as an ``.npz`` that other BiT code loads unchanged.
 
-    The official layout loads in ``bit_keras.load``, the official BiT PyTorch/JAX code,
-    timm's ``_load_weights`` and big_vision's BiT loader. The file is written beside the
+    Every layout loads back in ``bit_keras.load``. The official one loads in the official
+    BiT PyTorch/JAX code, timm's ``_load_weights`` and big_vision's BiT loader. The file is written beside the
     target and renamed, so an interrupted save never leaves half a file.
 
     Args:
         model: a BiT model.
         path: the target file.
-        layout: ``"official"`` or ``"timm"`` (a timm ResNetV2 state dict, OIHW kernels).
+        layout: ``"official"``, ``"timm"`` (a timm ResNetV2 state dict, OIHW kernels) or
+            ``"big_vision"`` (big_vision's ``bit_paper`` parameters under ``params/``, as its
+            checkpoints hold them: ``config.model_init`` of a big_vision run loads the file).
 
     Example:
 
     >>> bit_keras.save_npz(model, "my-bit.npz")
     >>> same = bit_keras.load("BiT-M-R50x1", weights="my-bit.npz")
     """
-    if layout not in ("official", "timm"):
-        raise ValueError(f"layout must be 'official' or 'timm'. Received: layout={layout!r}")
-    weights = official_weights(model)
-    if layout == "timm":
-        weights = keys.official_to_timm(weights)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {list(LAYOUTS)}. Received: layout={layout!r}")
+    weights = LAYOUTS[layout](official_weights(model))
     return formats.write_npz(weights, path)
 
 

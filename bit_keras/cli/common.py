@@ -80,6 +80,9 @@ def run(prog, define_flags, main, argv):
     define_flags(flags.FLAGS)
 
     def parse(argv):
+        # The official PyTorch train.py spells absl's --nosave as --no-save.
+        argv = [f"--no{a[len('--no-'):]}" if a.startswith("--no-") and "=" not in a else a
+                for a in argv]
         try:
             return flags.FLAGS(argv)
         except flags.Error as error:

@@ -35,22 +35,26 @@ def define_flags(fv=flags.FLAGS):
                          flag_values=fv)
     flags.DEFINE_integer("num_classes", None, "Put a fresh zero head of this size (classifier "
                          "only).", flag_values=fv)
-    flags.DEFINE_string("labels", None, "Class names, one per line (classifier only).",
-                        flag_values=fv)
+    flags.DEFINE_string("labels", None, "Class names, one per line (classifier only). Default: "
+                        "the shipped names of an upstream or ILSVRC-2012 head.", flag_values=fv)
     flags.DEFINE_integer("image_size", None, "Side the image_bytes signature resizes to.",
                          flag_values=fv)
     flags.DEFINE_boolean("fold_standardization", False, "Serving-only artefact with "
                          "pre-standardized kernels.", flag_values=fv)
     flags.DEFINE_boolean("overwrite", False, "Replace existing outputs.", flag_values=fv)
     flags.DEFINE_string("tflite", None, "Also write this .tflite file.", flag_values=fv)
-    flags.DEFINE_enum("quantize", None, ["dynamic_int8"], "TFLite quantization.", flag_values=fv)
+    flags.DEFINE_enum("quantize", None, ["float16", "dynamic_int8", "int8"], "TFLite "
+                      "quantization (int8: full-integer, needs --representative_data).",
+                      flag_values=fv)
+    flags.DEFINE_string("representative_data", None, "A folder of images (class subfolders) "
+                        "that calibrates --quantize=int8.", flag_values=fv)
     flags.DEFINE_string("publish_dir", None, "Also pack a .tar.gz for hub.KerasLayer(url) here.",
                         flag_values=fv)
 
 
 def run(model, out, weights=None, kind="feature_vector", version=None, num_classes=None,
         labels=None, image_size=None, fold_standardization=False, overwrite=False, tflite=None,
-        quantize=None, publish_dir=None):
+        quantize=None, publish_dir=None, representative_data=None):
     """Loads a checkpoint and writes the export(s); returns the list of paths written.
 
     Example:
@@ -65,6 +69,11 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
     bit_saved_model.check_export_target(out, version, overwrite)
     if tflite:
         atomic.check_target(os.path.abspath(tflite), overwrite)
+    if (quantize == "int8") != (representative_data is not None) or (quantize and not tflite):
+        raise ValueError("--quantize needs --tflite, and --quantize=int8 (only it) needs "
+                         "--representative_data=FOLDER. Received: "
+                         f"quantize={quantize!r}, tflite={tflite!r}, "
+                         f"representative_data={representative_data!r}")
     keras_model = bit_keras.load(model, weights=weights, num_classes=num_classes,
                                  include_top=kind == "classifier")
     if publish_dir:  # its default name comes from the loaded model
@@ -75,7 +84,8 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
                                 image_size=image_size)]
     if tflite:
         written.append(bit_keras.export_tflite(keras_model, tflite, kind=kind, quantize=quantize,
-                                               overwrite=overwrite))
+                                               overwrite=overwrite, image_size=image_size,
+                                               representative_data=representative_data))
     if publish_dir:
         written.append(bit_keras.publish(written[0], publish_dir, overwrite=overwrite))
     return written
@@ -89,7 +99,8 @@ def main(argv, fv=flags.FLAGS, prog=PROG):
         return run(fv.model, fv.out, weights=fv.weights, kind=fv.kind, version=fv.version,
                    num_classes=fv.num_classes, labels=fv.labels, image_size=fv.image_size,
                    fold_standardization=fv.fold_standardization, overwrite=fv.overwrite,
-                   tflite=fv.tflite, quantize=fv.quantize, publish_dir=fv.publish_dir)
+                   tflite=fv.tflite, quantize=fv.quantize, publish_dir=fv.publish_dir,
+                   representative_data=fv.representative_data)
 
     status, written = common.guarded(prog, argv, run_flags)
     for path in written or ():

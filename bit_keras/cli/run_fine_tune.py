@@ -43,7 +43,16 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_integer("examples_per_class_seed", 0, "Seed of the few-shot draw.", flag_values=fv)
     flags.DEFINE_integer("batch", 512, "Global batch size.", flag_values=fv)
     flags.DEFINE_integer("batch_split", 1, "Micro-batches per batch (saves memory).", flag_values=fv)
-    flags.DEFINE_float("base_lr", hyperrule.BASE_LR, "Learning rate at batch 512.", flag_values=fv)
+    flags.DEFINE_float("base_lr", hyperrule.BASE_LR, "Learning rate (at batch 512 with "
+                       "--batch_scaling).", flag_values=fv)
+    flags.DEFINE_bool("batch_scaling", False, "Scale lr by batch/512 and steps by 512/batch, as "
+                      "the official colab and bit_keras.fine_tune do. Default off: --batch, "
+                      "--base_lr and the schedule mean what they mean in the official train.py.",
+                      flag_values=fv)
+    flags.DEFINE_integer("batch_eval", 32, "Evaluation batch size (official train.py).",
+                         flag_values=fv)
+    flags.DEFINE_bool("save", True, "Write checkpoints and weights; --nosave (or the official "
+                      "--no-save) writes no run folder at all: nothing to resume.", flag_values=fv)
     flags.DEFINE_integer("eval_every", None, "Steps between evaluations.", flag_values=fv)
     flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.", flag_values=fv)
     flags.DEFINE_enum("hyperrule", "code", hyperrule.FLAVOURS, "BiT-HyperRule flavour.", flag_values=fv)
@@ -64,7 +73,9 @@ def run_from_flags(fv=flags.FLAGS):
     common.require(fv, "name", "logdir", "dataset")
     strategy = training.make_strategy(fv.strategy)  # before any other TensorFlow work
     model = _load_model(fv.model, fv.weights, fv.bit_pretrained_dir)
-    run_dir = os.path.join(fv.logdir, fv.name)
+    if not fv.save and fv.export:
+        raise ValueError("--export needs the run saved; drop --no-save (or --nosave)")
+    run_dir = os.path.join(fv.logdir, fv.name) if fv.save else None
     from bit_keras import data
     train_data, eval_data = common.data_specs(fv, data)
     result = finetuning.fine_tune(
@@ -74,7 +85,8 @@ def run_from_flags(fv=flags.FLAGS):
         examples_per_class=fv.examples_per_class,
         examples_per_class_seed=fv.examples_per_class_seed, seed=fv.seed,
         precision=fv.precision, strategy=strategy, freeze=fv.freeze, eval_every=fv.eval_every,
-        checkpoint_every=fv.checkpoint_every, data_service=fv.data_service)
+        checkpoint_every=fv.checkpoint_every, data_service=fv.data_service,
+        batch_scaling=fv.batch_scaling, eval_batch=fv.batch_eval)
     if fv.export and result.weights_path is not None:
         finetuning.export_run(result.model, run_dir)
     return result

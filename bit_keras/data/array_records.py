@@ -39,6 +39,8 @@ class ArrayRecordStore:
     def read(self, positions):
         """The serialized records at ``positions`` of this store (a NumPy array of bytes)."""
         keys = self.indices[np.asarray(positions, np.int64).reshape(-1)].tolist()
+        if len(keys) == 1:  # one record: indexing is ~40x cheaper than __getitems__'s pool
+            return np.array([self.data_source[keys[0]]], dtype=object)
         return np.array(self.data_source.__getitems__(keys) if keys else [], dtype=object)
 
     def records(self):

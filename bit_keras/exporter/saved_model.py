@@ -6,6 +6,7 @@ import tempfile
 
 import tensorflow as tf
 
+from bit_keras import classes
 from bit_keras.exporter import fold
 from bit_keras.exporter import module as bit_module
 from bit_keras.exporter import signatures as sigs
@@ -25,9 +26,26 @@ def _variant(model):
     return variants.VARIANTS.get(spec["variant"]) if spec and spec["variant"] else None
 
 
-def _default_image_size(model):
+def default_image_size(model):
     variant = _variant(model)
     return variant.resolution if variant else DEFAULT_IMAGE_SIZE
+
+
+def _labels(model, net, kind, labels):
+    """(class names or None, whether they are the shipped list of the model's head)."""
+    if labels is None or labels is False:
+        if kind != "classifier" or labels is False:
+            return None, False
+        try:
+            return classes.class_names(model), True
+        except ValueError:  # a head without shipped names: export it without labels
+            return None, False
+    if kind != "classifier":
+        raise ValueError(f"labels is only for kind='classifier'. Received: kind={kind!r}, "
+                         f"labels={labels!r}")
+    if isinstance(labels, (str, os.PathLike)):
+        return sigs.read_labels(os.fspath(labels), net.output.shape[-1]), False
+    return sigs.check_labels(labels, net.output.shape[-1]), False
 
 
 def _check_args(kind, version, image_size, top_k, label_scores):
@@ -37,7 +55,8 @@ def _check_args(kind, version, image_size, top_k, label_scores):
                                      "directory)")
     checks.positive_int(image_size, "image_size", allow_none=True)
     checks.positive_int(top_k, "top_k")
-    checks.one_of(label_scores, "label_scores", LABEL_SCORES)
+    if label_scores is not None:
+        checks.one_of(label_scores, "label_scores", LABEL_SCORES)
 
 
 def serving_versions(path):
@@ -70,7 +89,7 @@ def check_export_target(export_dir, version, overwrite):
 
 
 def export(model, export_dir, kind="feature_vector", labels=None, version=None, overwrite=False,
-           fold_standardization=False, image_size=None, top_k=5, label_scores="softmax"):
+           fold_standardization=False, image_size=None, top_k=5, label_scores=None):
     """Exports a BiT model as a SavedModel for TF Hub, Keras 3, TF Serving and TFLite users.
 
     The SavedModel needs no bit_keras to load. Its root is a TF Hub Reusable SavedModel
@@ -88,8 +107,11 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
             when ``version`` is given.
         kind: ``"feature_vector"`` (the pooled pre-logits, ``2048 * width`` floats) or
             ``"classifier"`` (the head's logits; needs a model with a head).
-        labels: a text file with one class name per line (as many as the head has classes),
-            embedded as an asset; only with ``kind="classifier"``.
+        labels: the class names, embedded as an asset; only with ``kind="classifier"``: a
+            text file with one name per line or a sequence of names, as many as the head has
+            classes. ``None`` embeds the shipped names of an upstream or ILSVRC-2012 head
+            (``bit_keras.class_names``: 21843 for BiT-M, 1000 for BiT-S and ``-ILSVRC2012``)
+            and none for other heads; ``False`` embeds none.
         version: a non-negative int: write ``<export_dir>/<version>/`` (TF Serving layout).
         overwrite: replace an existing target; otherwise an existing target is an error and
             is left as it was.
@@ -99,8 +121,8 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
         image_size: the side ``image_bytes`` resizes to; default the variant's resolution
             (224 for names outside ``bit_keras.VARIANTS``).
         top_k: how many top classes the labelled outputs report.
-        label_scores: ``"softmax"`` or ``"sigmoid"`` (BiT-M's upstream loss) for
-            ``top_scores``.
+        label_scores: ``"softmax"`` or ``"sigmoid"`` for ``top_scores``; default as the
+            head was trained (sigmoid for BiT-M's 21k head, softmax otherwise).
 
     Returns:
         The path of the written SavedModel directory.
@@ -113,13 +135,10 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
     """
     _check_args(kind, version, image_size, top_k, label_scores)
     net = bit_module.select_model(model, kind)
-    labels_names = None
-    if labels is not None:
-        if kind != "classifier":
-            raise ValueError(f"labels is only for kind='classifier'. Received: kind={kind!r}, "
-                             f"labels={labels!r}")
-        labels_names = sigs.read_labels(os.fspath(labels), net.output.shape[-1])
-    image_size = image_size or _default_image_size(model)
+    labels_names, shipped = _labels(model, net, kind, labels)
+    if label_scores is None:
+        label_scores = classes.scores_of(model) if shipped else "softmax"
+    image_size = image_size or default_image_size(model)
     target = check_export_target(export_dir, version, overwrite)
     if fold_standardization:
         net = fold.fold_standardization(net)

@@ -150,3 +150,17 @@ def read_labels(path, num_classes):
             f"{num_classes} classes of the head. Received: labels={path!r} with {len(names)} "
             f"lines" + (f", empty at lines {[i + 1 for i in empty[:5]]}" if empty else ""))
     return names
+
+
+def check_labels(names, num_classes):
+    """Checks a sequence of class names: ``num_classes`` non-empty strings on one line each."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ValueError("labels must be a text file (one class name per line), a list of "
+                         f"strings, None or False. Received: labels of type {type(names).__name__}")
+    bad = [i for i, n in enumerate(names) if not n.strip() or "\n" in n or "\r" in n]
+    if len(names) != num_classes or bad:
+        raise ValueError(
+            f"labels must hold exactly {num_classes} non-empty one-line class names, one per "
+            f"class of the head. Received: {len(names)} names"
+            + (f", empty or multi-line at positions {bad[:5]}" if bad else ""))
+    return list(names)

@@ -5,6 +5,7 @@ file locations. Names are spelled as upstream spells them (``BiT-M-R50x1``).
 """
 
 import dataclasses
+import difflib
 
 from bit_keras.utils.names import architecture_name
 
@@ -29,6 +30,21 @@ UPSTREAM = {
 
 PUBLIC_ARCHITECTURES = ((50, 1), (50, 3), (101, 1), (101, 3), (152, 2), (152, 4))
 
+# The 19 VTAB-1k tasks as the official bucket spells them (vtab/BiT-M-R50x1-run0-dtd.npz),
+# with the head size each fine-tuned file carries (VTAB's task definitions: dSprites
+# position and orientation in 16 bins, CLEVR counts 3-10, KITTI's closest-vehicle distance
+# in 4 bins, ...). Each BiT-M architecture below was fine-tuned 3 times (run0..run2).
+VTAB_TASKS = {
+    "caltech101": 102, "cifar100": 100, "dtd": 47, "oxford_flowers102": 102,
+    "oxford_iiit_pet": 37, "sun397": 397, "svhn": 10,
+    "patch_camelyon": 2, "eurosat": 10, "resisc45": 45, "diabetic_retinopathy": 5,
+    "clevr-count": 8, "clevr-distance": 6, "dmlab": 6, "kitti-distance": 4,
+    "dsprites-xpos": 16, "dsprites-orientation": 16, "smallnorb-azimuth": 18,
+    "smallnorb-elevation": 9,
+}
+VTAB_ARCHITECTURES = ((50, 1), (101, 1), (50, 3), (101, 3), (152, 4))
+VTAB_RUNS = 3
+
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
@@ -46,6 +62,7 @@ class Variant:
         note: anything a user should know.
         base_filters: bottleneck channels of block 1 at width 1 (64 for BiT).
         groups: GroupNorm groups (32 for BiT).
+        vtab_task: the VTAB-1k task a fine-tuned BiT-M file was trained on, else None.
     """
 
     name: str
@@ -58,6 +75,7 @@ class Variant:
     note: str = ""
     base_filters: int = 64
     groups: int = 32
+    vtab_task: str | None = None
 
     @property
     def units(self):
@@ -103,6 +121,13 @@ def _make_table():
         add(Variant(f"BiT-M-R152x2-teacher-{res}", 152, 2, "ImageNet-21k, then ILSVRC-2012",
                     1000, f"distill/R152x2_T_{res}.npz", resolution=res,
                     note="the distillation teacher (Beyer et al. 2021)"))
+    for depth, width in VTAB_ARCHITECTURES:
+        for run in range(VTAB_RUNS):
+            for task, classes in VTAB_TASKS.items():
+                name = f"BiT-M-R{depth}x{width}-run{run}-{task}"
+                add(Variant(name, depth, width, f"ImageNet-21k, then VTAB-1k {task}", classes,
+                            f"vtab/{name}.npz", note=f"VTAB-1k fine-tuning run {run}",
+                            vtab_task=task))
     # Tiny members of the family, registered like the real ones (as timm registers its test
     # models): what the tests, the demo and the benchmarks build. No weights, no upstream head.
     add(Variant(TINY, 14, 1, "none", None, None, resolution=32, base_filters=16, groups=8,
@@ -119,8 +144,15 @@ def get_variant(name):
     if isinstance(name, Variant):
         return name
     if name not in VARIANTS:
+        close = difflib.get_close_matches(str(name), VARIANTS, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        listed = [n for n, v in VARIANTS.items() if v.vtab_task is None]
         raise ValueError(
-            f"Unknown BiT model name: {name!r}. Valid names are: {', '.join(VARIANTS)}")
+            f"Unknown BiT model name: {name!r}. Valid names are: {', '.join(listed)}, "
+            f"and the {len(VARIANTS) - len(listed)} VTAB-1k runs "
+            f"BiT-M-{{{','.join(f'R{d}x{w}' for d, w in VTAB_ARCHITECTURES)}}}"
+            f"-run{{{','.join(map(str, range(VTAB_RUNS)))}}}-{{task}} with task one of "
+            f"{', '.join(VTAB_TASKS)}.{hint}")
     return VARIANTS[name]
 
 
@@ -129,7 +161,17 @@ def markdown_table():
     rows = ["| name | architecture | upstream data | head | weights (under the bucket) |",
             "|---|---|---|---|---|"]
     for v in VARIANTS.values():
+        if v.vtab_task is not None:
+            continue
         where = f"`{v.weights_path}`" if v.weights_path else "never released"
         head = v.num_classes if v.num_classes else "none"
         rows.append(f"| `{v.name}` | {v.architecture} | {v.upstream} | {head} | {where} |")
+    archs = ",".join(f"R{d}x{w}" for d, w in VTAB_ARCHITECTURES)
+    runs = ",".join(map(str, range(VTAB_RUNS)))
+    count = len(VTAB_ARCHITECTURES) * VTAB_RUNS * len(VTAB_TASKS)
+    rows.append(f"| `BiT-M-{{{archs}}}-run{{{runs}}}-{{task}}` ({count} names) | as named | "
+                "ImageNet-21k, then the VTAB-1k task | the task's (below) | "
+                "`vtab/{name}.npz` |")
+    rows += ["", "| VTAB-1k task | head |", "|---|---|"]
+    rows += [f"| `{task}` | {classes} |" for task, classes in VTAB_TASKS.items()]
     return "\n".join(rows)

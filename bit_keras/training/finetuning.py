@@ -17,7 +17,7 @@ from bit_keras import training
 from bit_keras.models import network as bit_model
 from bit_keras.training import hyperrule as hyperrule_lib
 from bit_keras.training import loop, run_lock
-from bit_keras.utils import atomic
+from bit_keras.utils import atomic, checks
 
 WEIGHTS_FILE = "weights.npz"
 RUN_FILE = "run.json"
@@ -60,7 +60,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
               batch_split=1, base_lr=hyperrule_lib.BASE_LR, steps=None, resize=None, crop=None,
               mixup_alpha=None, examples_per_class=None, examples_per_class_seed=0, seed=0,
               precision="float32", strategy=None, freeze=None, eval_every=None,
-              checkpoint_every=500, progress=None, data_service=None):
+              checkpoint_every=500, progress=None, data_service=None, batch_scaling=True,
+              eval_batch=None):
     """Fine-tunes a BiT model on a labelled image dataset with the BiT-HyperRule.
 
     Running it again with the same ``run_dir`` resumes from the last checkpoint (step,
@@ -81,7 +82,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         run_dir: the run folder for checkpoints, ``metrics.jsonl``, TensorBoard summaries,
             ``run.json`` and the final ``weights.npz``; None writes nothing.
         hyperrule: ``"code"`` (official bit_hyperrule.py) or ``"paper"`` (arXiv 1912.11370).
-        batch: global batch; the learning rate scales by batch/512 and steps by 512/batch.
+        batch: global batch; with ``batch_scaling`` the learning rate scales by batch/512
+            and steps by 512/batch.
         batch_split: micro-batches per replica batch (gradient accumulation; same update).
         base_lr: the learning rate at batch 512.
         steps: stretch the schedule to this many steps (default: the HyperRule's).
@@ -100,6 +102,11 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         data_service: the ``"host:port"`` of a tf.data service dispatcher whose workers
             decode and augment the training batches (``bit_keras.data.service``): each
             batch as without it, in the order the workers finish them.
+        batch_scaling: True (default; the official colab) scales lr and steps to ``batch``;
+            False keeps ``base_lr`` and the batch-512 schedule whatever the batch (the
+            official ``train.py``, and the ``bit-keras fine_tune`` default).
+        eval_batch: the evaluation batch (default: the training batch per replica and
+            micro-batch).
 
     Returns:
         A ``FineTuneResult``.
@@ -126,7 +133,9 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
                          f"Received: train classes {list(source.class_names)[:10]}, eval classes "
                          f"{list(eval_source.class_names)[:10]}")
     hp = hyperrule_lib.hyperrule(source.num_examples, source.median_image_area(), batch, hyperrule,
-                                 base_lr, architecture=_architecture(model), steps=steps)
+                                 base_lr, architecture=_architecture(model), steps=steps,
+                                 batch_scaling=batch_scaling)
+    checks.positive_int(eval_batch, "eval_batch", allow_none=True)
     hp = dataclasses.replace(hp, **{k: v for k, v in dict(
         resize=resize, crop=crop, mixup_alpha=mixup_alpha).items() if v is not None})
     # Everything is checked before run.json is written: a corrected command must not be
@@ -143,7 +152,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
             _record_run(run_dir, hp, dict(examples_per_class=examples_per_class,
                                           examples_per_class_seed=examples_per_class_seed, seed=seed,
                                           num_classes=source.num_classes,
-                                          num_examples=source.num_examples))
+                                          num_examples=source.num_examples,
+                                          class_names=[str(n) for n in source.class_names]))
         model = training.with_head(model, source.num_classes)
         frozen = training.freeze_blocks(model, freeze)
         if frozen:
@@ -158,7 +168,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
                                       input_context=context, skipped_log=skipped,
                                       data_service=data_service)
 
-        eval_batch = max(1, hp.batch // (batch_split * strategy.num_replicas_in_sync))
+        if eval_batch is None:
+            eval_batch = max(1, hp.batch // (batch_split * strategy.num_replicas_in_sync))
         result = training.train(
             model, train_input, hp.steps, hp.schedule(), hp.batch, strategy=strategy,
             loss="sigmoid" if source.multi_label else "softmax", momentum=hp.momentum,
@@ -220,11 +231,15 @@ def _architecture(model):
 
 
 def export_run(model, run_dir):
-    """Exports the fine-tuned model into ``<run_dir>/export/{feature_vector,classifier}``."""
+    """Exports the fine-tuned model into ``<run_dir>/export/{feature_vector,classifier}``;
+    the classifier carries the class names ``run.json`` recorded (the training data's)."""
     from bit_keras import exporter
 
+    with open(os.path.join(run_dir, RUN_FILE), encoding="utf-8") as f:
+        names = json.load(f).get("class_names")
     paths = []
     for kind in EXPORT_KINDS:
+        labels = (names or False) if kind == "classifier" else None
         paths.append(exporter.export(model, os.path.join(run_dir, "export", kind), kind=kind,
-                                     overwrite=True))
+                                     overwrite=True, labels=labels))
     return paths

@@ -182,8 +182,8 @@ class HyperParams:
 
 
 def hyperrule(num_examples, image_area, batch=BASE_BATCH, flavour="code", base_lr=BASE_LR,
-              architecture=None, steps=None):
-    """All BiT-HyperRule choices for a dataset, scaled to the batch size.
+              architecture=None, steps=None, batch_scaling=True):
+    """All BiT-HyperRule choices for a dataset, scaled to the batch size (or not).
 
     Args:
         num_examples: training examples (after few-shot sampling).
@@ -193,6 +193,9 @@ def hyperrule(num_examples, image_area, batch=BASE_BATCH, flavour="code", base_l
         base_lr: the learning rate at batch 512.
         architecture: model name, for the paper's R152x4 resolution.
         steps: if given, stretch the (batch-scaled) schedule to end at this step.
+        batch_scaling: True (the official colab): lr and steps scale with the batch as
+            above. False (the official ``train.py``): ``base_lr`` and the schedule's steps
+            are used as they are, whatever the batch.
 
     Returns:
         A ``HyperParams``.
@@ -203,7 +206,12 @@ def hyperrule(num_examples, image_area, batch=BASE_BATCH, flavour="code", base_l
     >>> hp.learning_rate, hp.supports
     (0.00075, (2000, 12000, 24000, 36000, 40000))
     """
-    lr, supports = scale_for_batch(batch, base_lr, schedule(num_examples, flavour))
+    if not isinstance(batch_scaling, bool):
+        raise ValueError(f"batch_scaling must be True or False. Received: "
+                         f"batch_scaling={batch_scaling!r}")
+    checks.positive_int(batch, "batch")
+    lr, supports = scale_for_batch(batch if batch_scaling else BASE_BATCH, base_lr,
+                                   schedule(num_examples, flavour))
     if checks.positive_int(steps, "steps", allow_none=True) is not None:
         supports = scale_steps(supports, steps / supports[-1])[:-1] + (steps,)
     resize, crop = resolution(image_area, flavour, architecture)

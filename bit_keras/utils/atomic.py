@@ -29,6 +29,11 @@ def _umask():
     return mask
 
 
+def file_mode():
+    """The mode the user's umask gives a newly written file (0o644 under umask 022)."""
+    return 0o666 & ~_umask()
+
+
 def _sibling(target):
     target = os.path.abspath(os.fspath(target))
     parent, name = os.path.split(target)
@@ -74,7 +79,7 @@ def atomic_file(target, overwrite=True):
     try:
         yield tmp
         check_target(target, overwrite)
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
