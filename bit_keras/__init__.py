@@ -57,6 +57,7 @@ _LAZY = {
     "classes": "bit_keras.classes:",
     "data": "bit_keras.data:",
     "decode_predictions": "bit_keras.classes:decode_predictions",
+    "distill": "bit_keras.training.distillation:distill",
     "datasets": "bit_keras.datasets:",
     "demo": "bit_keras.demo:",
     "export": "bit_keras.exporter:export",

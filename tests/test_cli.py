@@ -23,7 +23,7 @@ def _bit_lines(stderr):
 
 
 @pytest.mark.parametrize("command", ["demo", "fine_tune", "pretrain", "fewshot", "export", "scan",
-                                     "data_service"])
+                                     "data_service", "distill"])
 def test_a_bad_flag_is_one_line_and_status_1(command):
     done = _run(command, "--no_such_flag=3")
     assert done.returncode == 1, done.stderr[-2000:]
@@ -43,13 +43,14 @@ def test_an_unknown_command_lists_the_commands():
     assert done.returncode == 1
     assert _bit_lines(done.stderr) == ["bit-keras: error: unknown command 'fine-tunes'. Commands: "
                                        "demo, fine_tune, pretrain, fewshot, export, scan, "
-                                       "data_service"]
+                                       "data_service, distill"]
 
 
 def test_usage_lists_every_command():
     done = _run("--help")
     assert done.returncode == 0
-    for command in ("demo", "fine_tune", "pretrain", "fewshot", "export", "scan", "data_service"):
+    for command in ("demo", "fine_tune", "pretrain", "fewshot", "export", "scan", "data_service",
+                    "distill"):
         assert f"  {command} " in done.stdout
 
 

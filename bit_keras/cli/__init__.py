@@ -24,6 +24,7 @@ COMMANDS = {
     "export": ("run_export", "SavedModel, TFLite and Hub archive (bit_keras.export)"),
     "scan": ("run_scan", "decode every image of a folder up front (bit_keras.data.scan)"),
     "data_service": ("run_data_service", "a tf.data service dispatcher or worker"),
+    "distill": ("run_distill", "function-matching distillation (bit_keras.distill)"),
 }
 PROG = "bit-keras"
 

@@ -72,7 +72,7 @@ def run_from_flags(fv=flags.FLAGS):
     """Runs ``fine_tune`` with the options of parsed flags; returns its result."""
     common.require(fv, "name", "logdir", "dataset")
     strategy = training.make_strategy(fv.strategy)  # before any other TensorFlow work
-    model = _load_model(fv.model, fv.weights, fv.bit_pretrained_dir)
+    model = load_model(fv.model, fv.weights, fv.bit_pretrained_dir)
     if not fv.save and fv.export:
         raise ValueError("--export needs the run saved; drop --no-save (or --nosave)")
     run_dir = os.path.join(fv.logdir, fv.name) if fv.save else None
@@ -92,7 +92,10 @@ def run_from_flags(fv=flags.FLAGS):
     return result
 
 
-def _load_model(name, weights, pretrained_dir):
+def load_model(name, weights, pretrained_dir):
+    """``--model``: a ``.keras`` file, or a variant name or architecture whose weights come
+    from ``weights``, ``<pretrained_dir>/<name>.npz`` (or ``.h5``), the cache or a download;
+    without its head (the data decides the head)."""
     import keras
 
     import bit_keras

@@ -126,7 +126,7 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
     source = data.load_source(train_data, "train", examples_per_class=examples_per_class,
                               seed=examples_per_class_seed)
     loop.check_classes(source)
-    eval_source = _eval_source(data, train_data if eval_data is None else eval_data,
+    eval_source = eval_source_of(data, train_data if eval_data is None else eval_data,
                                explicit=eval_data is not None)
     if eval_source is not None and list(eval_source.class_names) != list(source.class_names):
         raise ValueError("eval_data must have the classes of train_data, in the same order. "
@@ -184,7 +184,7 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
                               result.resumed_from, frozen)
 
 
-def _eval_source(data, spec, explicit):
+def eval_source_of(data, spec, explicit):
     """The evaluation ``Source``: explicit data, or a name's test split when there is one."""
     if explicit:
         if isinstance(spec, (str, os.PathLike)) and os.path.isdir(spec) and not os.path.isdir(

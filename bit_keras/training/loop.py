@@ -81,8 +81,9 @@ def check_classes(source, name="train_data"):
 
 def train(model, train_input, steps, schedule, global_batch, *, strategy=None, loss="softmax",
           momentum=0.9, weight_decay=0.0, batch_split=1, precision="float32", eval_input=None,
-          eval_every=None, run_dir=None, checkpoint_every=None, progress=None):
-    """Trains ``model`` with SGD + momentum for ``steps`` steps, resumably.
+          eval_every=None, run_dir=None, checkpoint_every=None, progress=None, optimizer=None,
+          teacher=None, temperature=1.0):
+    """Trains ``model`` with SGD + momentum (or ``optimizer``) for ``steps`` steps, resumably.
 
     Args:
         model: a Keras model (built anywhere; it is copied into the strategy's scope when
@@ -106,6 +107,11 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
             nothing.
         checkpoint_every: steps between checkpoints (always one at the end).
         progress: show a progress bar (default: when stdout is a terminal).
+        optimizer: ``fn(schedule) -> keras optimizer`` instead of SGD with ``momentum``
+            (built in the strategy's scope; its state is checkpointed with the model).
+        teacher, temperature: distil from ``teacher`` (a model called on the same images,
+            ``make_train_step``) instead of learning the labels; evaluation still scores
+            the labels.
 
     Returns:
         A ``TrainResult``.
@@ -122,17 +128,20 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
     with run_lock.hold(run_dir if strategies.worker(strategy)[2] else None):
         return _train(model, train_input, steps, schedule, global_batch, strategy, loss,
                       momentum, weight_decay, batch_split, precision, eval_input, eval_every,
-                      run_dir, checkpoint_every, progress)
+                      run_dir, checkpoint_every, progress, optimizer, teacher, temperature)
 
 
 def _train(model, train_input, steps, schedule, global_batch, strategy, loss, momentum,
            weight_decay, batch_split, precision, eval_input, eval_every, run_dir,
-           checkpoint_every, progress):
+           checkpoint_every, progress, make_optimizer=None, teacher=None, temperature=1.0):
     """``train`` once its settings are checked and the run folder is held."""
     worker_model = model_setup.replica(model, strategy, precision,
                                        needs_copy=not strategies.is_default(strategy))
+    if teacher is not None:
+        teacher = model_setup.frozen_replica(teacher, strategy, precision)
     with strategy.scope():
-        optimizer = keras.optimizers.SGD(schedule, momentum=momentum)
+        optimizer = (make_optimizer(schedule) if make_optimizer is not None
+                     else keras.optimizers.SGD(schedule, momentum=momentum))
         if precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(worker_model.trainable_variables)
@@ -150,7 +159,7 @@ def _train(model, train_input, steps, schedule, global_batch, strategy, loss, mo
     else:
         logging.info("Nothing to train: %s is already at step %d of %d", run_dir, start, steps)
     train_step = steps_lib.make_train_step(worker_model, optimizer, strategy, global_batch, loss,
-                                           batch_split, weight_decay)
+                                           batch_split, weight_decay, teacher, temperature)
     eval_step = steps_lib.make_eval_step(worker_model, loss) if eval_input and chief else None
     learning_rate = schedule if callable(schedule) else (lambda s: schedule)
     data = iter(strategy.distribute_datasets_from_function(lambda ctx: train_input(ctx, start)))

@@ -101,3 +101,14 @@ def replica(model, strategy, precision="float32", needs_copy=True):
         for source, target in zip(model.layers, copy.layers):
             target.trainable = source.trainable
     return copy
+
+
+def frozen_replica(teacher, strategy, precision="float32"):
+    """The teacher of a distillation as the step calls it: a Keras model is copied into the
+    strategy's scope when the strategy needs it (as ``replica``; its variables are never
+    trained, being outside the optimizer's list); another callable (a reloaded SavedModel)
+    is used as it is."""
+    if not isinstance(teacher, keras.Model):
+        return teacher
+    from bit_keras.training import strategy as strategies
+    return replica(teacher, strategy, precision, needs_copy=not strategies.is_default(strategy))

@@ -31,6 +31,15 @@ def per_example_loss(loss, labels, logits):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=-1)
 
 
+def distillation_loss(teacher_logits, student_logits, temperature=1.0):
+    """KL(teacher || student) per example over softmaxes at ``temperature`` (function
+    matching, Beyer et al. 2021; big_vision's ``kl`` distance)."""
+    t = tf.cast(teacher_logits, tf.float32) / temperature
+    s = tf.cast(student_logits, tf.float32) / temperature
+    p = tf.nn.softmax(t)
+    return tf.reduce_sum(p * (tf.nn.log_softmax(t) - tf.nn.log_softmax(s)), axis=-1)
+
+
 def correct(loss, labels, logits):
     """Per-example accuracy: top-1 for softmax, the fraction of right labels for sigmoid."""
     logits = tf.cast(logits, tf.float32)
@@ -54,7 +63,7 @@ def standardized_convs(model):
 
 
 def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", batch_split=1,
-                    weight_decay=0.0):
+                    weight_decay=0.0, teacher=None, temperature=1.0):
     """A ``tf.function`` running one optimizer update on the next batch of an iterator.
 
     Args:
@@ -65,6 +74,9 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
         batch_split: each replica's batch is cut into this many micro-batches whose
             gradients are summed in float32 before the one update (same update, less memory).
         weight_decay: coupled L2: ``weight_decay * w`` added to the gradient of every kernel.
+        teacher: a callable ``teacher(images, training=False) -> logits``: the loss is then
+            ``distillation_loss`` at ``temperature`` against its outputs on the very images
+            the model sees (the labels are not used).
 
     Returns:
         ``step(iterator) -> mean loss over the global batch`` (a scalar tensor).
@@ -88,7 +100,12 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
         with tf.GradientTape() as tape:
             tape.watch(list(watch))
             logits = model(images, training=True)
-            value = tf.reduce_sum(per_example_loss(loss, labels, logits)) / global_batch
+            if teacher is None:
+                per_example = per_example_loss(loss, labels, logits)
+            else:
+                targets = tf.stop_gradient(teacher(images, training=False))
+                per_example = distillation_loss(targets, logits, temperature)
+            value = tf.reduce_sum(per_example) / global_batch
             target = optimizer.scale_loss(value) if scaled else value
         grads = tape.gradient(target, sources)
         return value, [tf.cast(g, tf.float32) for g in grads]
