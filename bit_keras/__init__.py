@@ -72,6 +72,7 @@ _LAZY = {
     "few_shot": "bit_keras.fewshot:evaluate",
     "pretrain": "bit_keras.training.pretraining:pretrain",
     "runtime": "bit_keras.runtime:",
+    "vtab": "bit_keras.vtab:",
 }
 
 

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import bit_keras
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
 
@@ -23,7 +25,7 @@ def _bit_lines(stderr):
 
 
 @pytest.mark.parametrize("command", ["demo", "fine_tune", "pretrain", "fewshot", "export", "scan",
-                                     "data_service", "distill"])
+                                     "data_service", "distill", "vtab"])
 def test_a_bad_flag_is_one_line_and_status_1(command):
     done = _run(command, "--no_such_flag=3")
     assert done.returncode == 1, done.stderr[-2000:]
@@ -43,14 +45,14 @@ def test_an_unknown_command_lists_the_commands():
     assert done.returncode == 1
     assert _bit_lines(done.stderr) == ["bit-keras: error: unknown command 'fine-tunes'. Commands: "
                                        "demo, fine_tune, pretrain, fewshot, export, scan, "
-                                       "data_service, distill"]
+                                       "data_service, distill, vtab"]
 
 
 def test_usage_lists_every_command():
     done = _run("--help")
     assert done.returncode == 0
     for command in ("demo", "fine_tune", "pretrain", "fewshot", "export", "scan", "data_service",
-                    "distill"):
+                    "distill", "vtab"):
         assert f"  {command} " in done.stdout
 
 
@@ -64,3 +66,12 @@ def test_console_script_runs_the_main_job(tmp_path):
     assert "[1/6]" in done.stdout and "Pre-trained above scratch" in done.stdout
     saved = json.loads((out / "results.json").read_text())
     assert sorted(saved["table"]) == ["fine_tune", "linear_probe"]
+
+
+def test_vtab_refuses_an_unknown_task_in_one_line(tmp_path):
+    done = _run("vtab", f"--logdir={tmp_path}", "--name=v", "--tasks=dtd,imagenet")
+    assert done.returncode == 1
+    accepted = ", ".join(bit_keras.vtab.TASKS)
+    assert _bit_lines(done.stderr) == ["vtab: error: --tasks has unknown VTAB-1k tasks "
+                                       f"['imagenet']. Accepted: {accepted}"], done.stderr[-2000:]
+    assert not (tmp_path / "v").exists()

@@ -25,6 +25,7 @@ COMMANDS = {
     "scan": ("run_scan", "decode every image of a folder up front (bit_keras.data.scan)"),
     "data_service": ("run_data_service", "a tf.data service dispatcher or worker"),
     "distill": ("run_distill", "function-matching distillation (bit_keras.distill)"),
+    "vtab": ("run_vtab", "the VTAB-1k protocol with the BiT-HyperRule (bit_keras.vtab)"),
 }
 PROG = "bit-keras"
 

@@ -1,0 +1,122 @@
+"""The 19 VTAB-1k tasks as ``task_adaptation`` defines them (Zhai et al., arXiv 1910.04867).
+
+Each task is a TFDS dataset, a label (a feature, possibly binned), a head size, a category
+(natural, specialized, structured) and a rule that cuts its TFDS splits into ``train800``,
+``val200``, ``train800val200`` (the 1000 examples VTAB-1k trains on) and ``test``:
+
+- ``("cut", p)``: the TFDS ``train`` split's first p% is VTAB's train split, the rest val:
+  ``val200`` is the 200 examples after the first p% (caltech101, cifar100, svhn: 90;
+  oxford_iiit_pet: 80; clevr: 90); ``test`` is TFDS ``test``.
+- ``("cut3", p, q)``: one TFDS split cut p% / q% / the rest into train / val / test
+  (eurosat, resisc45: 60/20; dsprites: 80/10).
+- ``("validation", name)``: ``val200`` is ``name[:200]`` (dtd, flowers, sun397,
+  patch_camelyon, diabetic_retinopathy, dmlab, kitti: ``validation``; smallnorb: ``test``,
+  whose first half is VTAB's val and second half its test).
+"""
+
+import dataclasses
+
+from bit_keras.models import variants
+
+CATEGORIES = ("natural", "specialized", "structured")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One VTAB-1k task.
+
+    Attributes:
+        name: the bucket's spelling (``"clevr-count"``).
+        tfds: the TFDS name and version task_adaptation loads (``"clevr:3.*.*"``).
+        category: ``"natural"``, ``"specialized"`` or ``"structured"``.
+        num_classes: the head size.
+        label: the TFDS feature holding the label.
+        bins: the label is ``feature // bins`` (dSprites' 32 positions and 40 orientations
+            into 16 classes), or 1.
+        rule: how the TFDS splits become VTAB's (see the module docstring).
+        computed: the label is computed from object annotations (CLEVR, KITTI), which
+            this package does not do yet: such a task is listed, not run.
+    """
+
+    name: str
+    tfds: str
+    category: str
+    num_classes: int
+    label: str = "label"
+    bins: float = 1
+    rule: tuple = ("validation", "validation")
+    computed: str = ""
+
+    def __post_init__(self):
+        if self.category not in CATEGORIES:
+            raise ValueError(f"category must be one of {CATEGORIES}. Received: "
+                             f"category={self.category!r}")
+
+
+def _task(name, tfds, category, **kw):
+    return Task(name, tfds, category, variants.VTAB_TASKS[name], **kw)
+
+
+TASKS = {t.name: t for t in (
+    _task("caltech101", "caltech101:3.*.*", "natural", rule=("cut", 90)),
+    _task("cifar100", "cifar100:3.*.*", "natural", rule=("cut", 90)),
+    _task("dtd", "dtd:3.*.*", "natural"),
+    _task("oxford_flowers102", "oxford_flowers102:2.*.*", "natural"),
+    _task("oxford_iiit_pet", "oxford_iiit_pet:3.*.*", "natural", rule=("cut", 80)),
+    _task("sun397", "sun397/tfds:4.*.*", "natural"),
+    _task("svhn", "svhn_cropped:3.*.*", "natural", rule=("cut", 90)),
+    _task("patch_camelyon", "patch_camelyon:2.*.*", "specialized"),
+    _task("eurosat", "eurosat/rgb:2.*.*", "specialized", rule=("cut3", 60, 20)),
+    _task("resisc45", "resisc45:3.*.*", "specialized", rule=("cut3", 60, 20)),
+    _task("diabetic_retinopathy", "diabetic_retinopathy_detection/btgraham-300:3.*.*",
+          "specialized"),
+    _task("clevr-count", "clevr:3.*.*", "structured", rule=("cut", 90),
+          computed="objects: count - 3"),
+    _task("clevr-distance", "clevr:3.*.*", "structured", rule=("cut", 90),
+          computed="objects: closest object's depth in 6 bins"),
+    _task("dmlab", "dmlab:2.0.1", "structured"),
+    _task("kitti-distance", "kitti:3.1.0", "structured",
+          computed="objects: closest vehicle's distance in 4 bins"),
+    _task("dsprites-xpos", "dsprites:2.*.*", "structured", label="label_x_position",
+          bins=2, rule=("cut3", 80, 10)),
+    _task("dsprites-orientation", "dsprites:2.*.*", "structured", label="label_orientation",
+          bins=2.5, rule=("cut3", 80, 10)),
+    _task("smallnorb-azimuth", "smallnorb:2.*.*", "structured", label="label_azimuth",
+          rule=("validation", "test")),
+    _task("smallnorb-elevation", "smallnorb:2.*.*", "structured", label="label_elevation",
+          rule=("validation", "test")),
+)}
+
+
+def splits(task, counts):
+    """VTAB's splits of ``task`` as TFDS split strings.
+
+    Args:
+        task: a ``Task``.
+        counts: examples per TFDS split, e.g. ``{"train": 3060, "test": 6084}``.
+
+    Returns:
+        dict with ``train800``, ``val200``, ``train800val200`` and ``test``.
+
+    Example:
+
+    >>> splits(TASKS["caltech101"], {"train": 3060, "test": 6084})["val200"]
+    'train[2754:2954]'
+    """
+    kind = task.rule[0]
+    if kind == "validation":
+        val = task.rule[1]
+        test = "test[50%:]" if val == "test" else "test"
+        return {"train800": "train[:800]", "val200": f"{val}[:200]",
+                "train800val200": f"train[:800]+{val}[:200]", "test": test}
+    total = counts["train"]
+    cut = task.rule[1] * total // 100
+    val200 = f"train[{cut}:{cut + 200}]"
+    if kind == "cut":
+        test = "test"
+    elif kind == "cut3":
+        test = f"train[{cut + task.rule[2] * total // 100}:]"
+    else:
+        raise ValueError(f"Unknown split rule {task.rule!r} of task {task.name!r}")
+    return {"train800": "train[:800]", "val200": val200,
+            "train800val200": f"train[:800]+{val200}", "test": test}
