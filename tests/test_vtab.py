@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
 
@@ -39,13 +40,19 @@ class VtabStandIn(tfds.core.GeneratorBasedBuilder):
         # like dsprites: one TFDS split cut 80/10/10, 6 values binned into 3 classes
         StandInConfig(name="one_split", splits=(("train", 2000),), label="label_x_position",
                       classes=6),
+        # like clevr: train cut 90% / test, the label counted from 3 to 5 annotated objects
+        StandInConfig(name="with_objects", splits=(("train", 2000), ("test", 90)),
+                      label="objects"),
     ]
 
     def _info(self):
         c = self.builder_config
+        label = (tfds.features.Sequence({
+            "size": tfds.features.ClassLabel(num_classes=2),
+            "pixel_coords": tfds.features.Tensor(shape=(3,), dtype=np.float32)})
+            if c.label == "objects" else tfds.features.ClassLabel(num_classes=c.classes))
         return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(SIDE, SIDE, c.channels)),
-            c.label: tfds.features.ClassLabel(num_classes=c.classes)}))
+            "image": tfds.features.Image(shape=(SIDE, SIDE, c.channels)), c.label: label}))
 
     def _split_generators(self, dl_manager):
         return {name: self._generate_examples(name, n) for name, n in self.builder_config.splits}
@@ -58,6 +65,9 @@ class VtabStandIn(tfds.core.GeneratorBasedBuilder):
             klass = label * 3 // c.classes
             image = rng.integers(0, 60, (SIDE, SIDE, c.channels)).astype(np.uint8)
             image[..., klass % c.channels] += 150 if c.channels == 3 else 95 * klass
+            if c.label == "objects":
+                n = 3 + klass
+                label = {"size": [0] * n, "pixel_coords": np.ones((n, 3), np.float32)}
             yield f"{split}{i}", {"image": image, c.label: label}
 
 
@@ -90,15 +100,17 @@ def test_the_table_holds_19_tasks_in_three_categories_with_the_bucket_heads():
 def test_the_protocol_on_stand_ins_resumes_task_by_task(tmp_path):
     tasks = [stand_in("dtd", "with_validation"),
              stand_in("smallnorb-azimuth", "test_halves"),
-             dataclasses.replace(stand_in("dsprites-xpos", "one_split"), bins=2)]
+             dataclasses.replace(stand_in("dsprites-xpos", "one_split"), bins=2),
+             stand_in("clevr-count", "with_objects")]
     model = bit_keras.build("R14x1-tiny", include_top=False)
     options = dict(data_dir=str(tmp_path / "tfds"), batch=16, steps=30, base_lr=0.3,
                    resize=28, crop=SIDE, checkpoint_every=10, progress=False)
     results, summary = vtab.run(model, str(tmp_path / "run"), tasks=tasks, **options)
-    assert list(results) == ["dtd", "smallnorb-azimuth", "dsprites-xpos"]
+    assert list(results) == ["dtd", "smallnorb-azimuth", "dsprites-xpos", "clevr-count"]
     assert results["dtd"]["test_examples"] == 60            # TFDS test
     assert results["smallnorb-azimuth"]["test_examples"] == 200   # the second half of test
     assert results["dsprites-xpos"]["test_examples"] == 200       # train[1800:]
+    assert results["clevr-count"]["test_examples"] == 90          # TFDS test
     for name, r in results.items():
         assert r["accuracy"] > 0.6, (name, r)   # chance is 1/3: colours are easy
     assert summary["mean"] == pytest.approx(np.mean([r["accuracy"] for r in results.values()]))
@@ -112,8 +124,27 @@ def test_the_protocol_on_stand_ins_resumes_task_by_task(tmp_path):
     assert again == results
 
 
-def test_tasks_with_computed_labels_are_refused():
+def test_computed_labels_follow_task_adaptation():
+    """Labels from object annotations, on hand-made examples (thresholds of
+    task_adaptation's clevr.py and kitti.py)."""
+    clevr = {"objects": {"size": tf.zeros([5], tf.int64),
+                         "pixel_coords": tf.constant([[0, 0, 9.2], [0, 0, 12.0]])}}
+    assert int(vtab.tasks.label_of(vtab.TASKS["clevr-count"], clevr)) == 2   # 5 objects
+    # depth 9.2: above the thresholds 0, 8, 8.5 and 9 -> bin 3
+    assert int(vtab.tasks.label_of(vtab.TASKS["clevr-distance"], clevr)) == 3
+    kitti = {"objects": {"type": tf.constant([0, 4, 2]),
+                         "location": tf.constant([[0, 0, 25.0], [0, 0, 5.0], [0, 0, 15.0]])}}
+    # vehicles (types < 3) at 25 and 15 m (the pedestrian at 5 m is not one): 15 -> bin 1
+    assert int(vtab.tasks.label_of(vtab.TASKS["kitti-distance"], kitti)) == 1
+    nobody = {"objects": {"type": tf.constant([4]), "location": tf.constant([[0, 0, 5.0]])}}
+    assert int(vtab.tasks.label_of(vtab.TASKS["kitti-distance"], nobody)) == 3   # no vehicle
+    dsprites = {"label_orientation": tf.constant(39, tf.int64)}
+    assert int(vtab.tasks.label_of(vtab.TASKS["dsprites-orientation"], dsprites)) == 15
+
+
+def test_unknown_tasks_are_refused_before_anything_runs(tmp_path):
     model = bit_keras.build("R14x1-tiny", include_top=False)
-    with pytest.raises(ValueError, match=r"VTAB tasks \['clevr-count', 'kitti-distance'\] "
-                       "have labels computed from object annotations"):
-        vtab.run(model, "unused", tasks=["clevr-count", "dtd", "kitti-distance"])
+    with pytest.raises(ValueError, match=r"Unknown VTAB-1k tasks \['imagenet'\]. Accepted: "
+                       "caltech101, "):
+        vtab.run(model, str(tmp_path / "run"), tasks=["dtd", "imagenet"])
+    assert not (tmp_path / "run").exists()

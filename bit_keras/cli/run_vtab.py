@@ -29,7 +29,7 @@ def define_flags(fv=flags.FLAGS):
                         flag_values=fv)
     flags.DEFINE_string("bit_pretrained_dir", ".", "Folder of official BiT checkpoints.",
                         flag_values=fv)
-    flags.DEFINE_list("tasks", None, "Comma-separated task names (default: every runnable one).",
+    flags.DEFINE_list("tasks", None, "Comma-separated task names (default: all 19).",
                       flag_values=fv)
     flags.DEFINE_string("datadir", None, "TFDS data_dir.", flag_values=fv)
     flags.DEFINE_integer("batch", 512, "Fine-tuning batch.", flag_values=fv)
@@ -54,7 +54,7 @@ def run_from_flags(fv=flags.FLAGS):
     if unknown:
         raise ValueError(f"--tasks has unknown VTAB-1k tasks {unknown}. Accepted: "
                          f"{', '.join(vtab.TASKS)}")
-    tasks = fv.tasks or [n for n, t in vtab.TASKS.items() if not t.computed]
+    tasks = fv.tasks or list(vtab.TASKS)
     strategy = training.make_strategy(fv.strategy)
     model = load_model(fv.model, fv.weights, fv.bit_pretrained_dir)
     options = {"steps": fv.steps} if fv.steps else {}

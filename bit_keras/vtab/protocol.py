@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import logging
 
 from bit_keras.utils import atomic
-from bit_keras.vtab.tasks import CATEGORIES, TASKS, Task, splits
+from bit_keras.vtab.tasks import CATEGORIES, TASKS, Task, label_of, splits
 
 RESULT_FILE = "result.json"
 SUMMARY_FILE = "summary.json"
@@ -28,21 +28,28 @@ def _builder(task, data_dir):
     return builder
 
 
-def _label(task, example):
-    return (np.asarray(example[task.label]) // task.bins).astype(np.int64) if task.bins != 1 \
-        else np.asarray(example[task.label], np.int64)
+def _examples(task, builder, split):
+    """``(uint8 RGB image, int64 label)`` pairs of one VTAB split, in order."""
+    counts = {name: info.num_examples for name, info in builder.info.splits.items()}
+    ds = builder.as_dataset(split=splits(task, counts)[split], shuffle_files=False)
+
+    def pair(example):
+        image = example["image"]
+        if image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        return image, label_of(task, example)
+
+    return ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def training_source(task, builder):
     """The task's ``train800val200`` as a ``bit_keras.data.Source`` (1000 images, in memory)."""
     from bit_keras import data
 
-    counts = {name: info.num_examples for name, info in builder.info.splits.items()}
-    split = splits(task, counts)["train800val200"]
     images, labels = [], []
-    for example in _tfds().as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
-        images.append(example["image"])
-        labels.append(_label(task, example))
+    for image, label in _tfds().as_numpy(_examples(task, builder, "train800val200")):
+        images.append(image)
+        labels.append(label)
     return data.from_arrays(images, np.asarray(labels, np.int64),
                             class_names=[str(i) for i in range(task.num_classes)])
 
@@ -50,21 +57,12 @@ def training_source(task, builder):
 def test_accuracy(model, task, builder, crop, batch=64):
     """Top-1 accuracy on the task's test split, streamed, each image resized to ``crop``
     (the evaluation of ``bit_keras.data.eval_dataset``)."""
-    counts = {name: info.num_examples for name, info in builder.info.splits.items()}
-    ds = builder.as_dataset(split=splits(task, counts)["test"], shuffle_files=False)
-    bins = float(task.bins)
-
-    def prepare(example):
-        image = tf.cast(example["image"], tf.float32) / 255.0
-        if image.shape[-1] == 1:
-            image = tf.image.grayscale_to_rgb(image)
-        image = tf.image.resize(image, [crop, crop])
-        label = tf.cast(tf.math.floordiv(tf.cast(example[task.label], tf.float32), bins),
-                        tf.int64)
-        return image, label
+    def prepare(image, label):
+        return tf.image.resize(tf.cast(image, tf.float32) / 255.0, [crop, crop]), label
 
     hits = count = 0
-    for images, labels in ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch):
+    stream = _examples(task, builder, "test").map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    for images, labels in stream.batch(batch):
         predicted = np.argmax(np.asarray(model(images, training=False)), -1)
         hits += int(np.sum(predicted == labels.numpy()))
         count += len(predicted)
@@ -101,8 +99,7 @@ def run(model, run_dir, tasks=None, data_dir=None, batch=512, hyperrule="code", 
         run_dir: one folder per task (the ``fine_tune`` run, and ``result.json`` once
             scored), ``summary.json`` and ``summary.md``. Running again skips scored tasks
             and resumes the one a kill interrupted.
-        tasks: task names or ``Task`` objects (default all 19; the CLEVR and KITTI tasks,
-            whose labels come from object annotations, are refused: not supported yet).
+        tasks: task names or ``Task`` objects (default all 19).
         data_dir: TFDS ``data_dir``; each dataset is prepared there (downloads on first use).
         batch, hyperrule, seed, strategy, precision, progress, fine_tune_options: for
             ``bit_keras.fine_tune`` (the HyperRule on 1000 examples: 500 steps).
@@ -113,12 +110,11 @@ def run(model, run_dir, tasks=None, data_dir=None, batch=512, hyperrule="code", 
     """
     from bit_keras.training import finetuning
 
+    unknown = [t for t in tasks or () if not isinstance(t, Task) and t not in TASKS]
+    if unknown:
+        raise ValueError(f"Unknown VTAB-1k tasks {unknown}. Accepted: {', '.join(TASKS)} "
+                         "or bit_keras.vtab.Task objects")
     chosen = [TASKS[t] if isinstance(t, str) else t for t in (tasks or list(TASKS))]
-    unsupported = [t.name for t in chosen if not isinstance(t, Task) or t.computed]
-    if unsupported:
-        raise ValueError(f"VTAB tasks {unsupported} have labels computed from object "
-                         "annotations, which bit_keras.vtab does not do yet; leave them out. "
-                         f"Runnable: {[n for n, t in TASKS.items() if not t.computed]}")
     weights = model.get_weights()
     results = {}
     for task in chosen:

@@ -16,6 +16,9 @@ Each task is a TFDS dataset, a label (a feature, possibly binned), a head size, 
 
 import dataclasses
 
+import numpy as np
+import tensorflow as tf
+
 from bit_keras.models import variants
 
 CATEGORIES = ("natural", "specialized", "structured")
@@ -34,8 +37,8 @@ class Task:
         bins: the label is ``feature // bins`` (dSprites' 32 positions and 40 orientations
             into 16 classes), or 1.
         rule: how the TFDS splits become VTAB's (see the module docstring).
-        computed: the label is computed from object annotations (CLEVR, KITTI), which
-            this package does not do yet: such a task is listed, not run.
+        computed: the name of a function in ``LABEL_FUNCTIONS`` that computes the label
+            from the object annotations (CLEVR, KITTI), or ``""``.
     """
 
     name: str
@@ -71,12 +74,12 @@ TASKS = {t.name: t for t in (
     _task("diabetic_retinopathy", "diabetic_retinopathy_detection/btgraham-300:3.*.*",
           "specialized"),
     _task("clevr-count", "clevr:3.*.*", "structured", rule=("cut", 90),
-          computed="objects: count - 3"),
+          computed="clevr_count"),
     _task("clevr-distance", "clevr:3.*.*", "structured", rule=("cut", 90),
-          computed="objects: closest object's depth in 6 bins"),
+          computed="clevr_distance"),
     _task("dmlab", "dmlab:2.0.1", "structured"),
     _task("kitti-distance", "kitti:3.1.0", "structured",
-          computed="objects: closest vehicle's distance in 4 bins"),
+          computed="kitti_distance"),
     _task("dsprites-xpos", "dsprites:2.*.*", "structured", label="label_x_position",
           bins=2, rule=("cut3", 80, 10)),
     _task("dsprites-orientation", "dsprites:2.*.*", "structured", label="label_orientation",
@@ -86,6 +89,46 @@ TASKS = {t.name: t for t in (
     _task("smallnorb-elevation", "smallnorb:2.*.*", "structured", label="label_elevation",
           rule=("validation", "test")),
 )}
+
+
+def _bin(value, thresholds):
+    """The index of the last threshold below ``value`` (task_adaptation's binning)."""
+    below = tf.where(tf.constant(thresholds, tf.float32) - tf.cast(value, tf.float32) < 0)
+    return tf.reduce_max(below)
+
+
+def clevr_count(example):
+    """CLEVR: the number of objects, 3..10, as 0..7."""
+    return tf.cast(tf.size(example["objects"]["size"]) - 3, tf.int64)
+
+
+def clevr_distance(example):
+    """CLEVR: the closest object's depth (``pixel_coords[:, 2]``) in 6 bins."""
+    depth = tf.reduce_min(example["objects"]["pixel_coords"][:, 2])
+    return _bin(depth, np.array([0.0, 8.0, 8.5, 9.0, 9.5, 10.0, 100.0]))
+
+
+def kitti_distance(example):
+    """KITTI: the closest car, van or truck (types 0-2) in 3 distance bins, or no vehicle."""
+    objects = example["objects"]
+    vehicles = tf.where(objects["type"] < 3)
+    z = tf.gather(objects["location"][:, 2], vehicles)
+    z = tf.concat([tf.cast(z, tf.float32), tf.constant([[1000.0]])], axis=0)
+    return _bin(tf.reduce_min(z), np.array([-100.0, 8.0, 20.0, 999.0]))
+
+
+LABEL_FUNCTIONS = {"clevr_count": clevr_count, "clevr_distance": clevr_distance,
+                   "kitti_distance": kitti_distance}
+
+
+def label_of(task, example):
+    """The task's int64 label of one TFDS example (a dict of tensors)."""
+    if task.computed:
+        return LABEL_FUNCTIONS[task.computed](example)
+    label = example[task.label]
+    if task.bins == 1:
+        return tf.cast(label, tf.int64)
+    return tf.cast(tf.math.floordiv(tf.cast(label, tf.float32), float(task.bins)), tf.int64)
 
 
 def splits(task, counts):
