@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks import report
+
 CLASSES, SIDE, BATCH, RESIZE, CROP, RATE_BATCHES = 100, 96, 64, 160, 128, 60
 
 
@@ -54,6 +56,15 @@ def _peak_rss_mib():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def table_line(size, route, *headers, measured=None):
+    """One line of the scale tables: a header (``headers``) or a ``measured`` row."""
+    if measured is None:
+        first, rss, rate = headers
+        return f"{size:>9} {route:<26} {first:>14} {rss:>13} {rate:>9}"
+    return (f"{size:>9} {route:<26} {measured['first_batch_s']:>14.2f} "
+            f"{measured['peak_rss_mib_at_first_batch']:>13.0f} {measured['images_per_s']:>9.0f}")
 
 
 def first_batch_and_rate(ds, start):
@@ -129,16 +140,12 @@ def main(argv):
                          "bit_keras_cold": _child("bit_keras", folder, home),
                          "bit_keras_cached_list": _child("bit_keras", folder, home),
                          "reference": _child("reference", folder, home)}
-    header = f"{'files':>8} {'route':<22} {'first batch s':>14} {'peak RSS MiB':>13} {'images/s':>9}"
-    print(header)
+    print(table_line("files", "route", "first batch s", "peak RSS MiB", "images/s"))
     for size, row in results.items():
         for route in ("bit_keras_cold", "bit_keras_cached_list", "reference"):
-            r = row[route]
-            print(f"{size:>8} {route:<22} {r['first_batch_s']:>14.2f} "
-                  f"{r['peak_rss_mib_at_first_batch']:>13.0f} {r['images_per_s']:>9.0f}")
+            print(table_line(size, route, measured=row[route]))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
+        report.write_json(args.out, results)
     return 0
 
 

@@ -11,12 +11,13 @@ number of steps twice from the same start: from the labels (``pretrain``'s recip
 student/teacher top-1 agreement and the seconds each run took. Not part of the test suite.
 """
 
-import json
 import os
 import sys
 import time
 
 import numpy as np
+
+from benchmarks import report
 
 SIZE, TRAIN, TEST, BATCH = 32, 50, 10, 64
 
@@ -79,8 +80,7 @@ def main(argv):
     for name, r in rows.items():
         print(f"{name:<36} {r['accuracy']:>9.2%} {r['agreement']:>10.2%} {r['seconds']:>8.0f}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(rows, f, indent=1)
+        report.write_json(args.out, rows)
     return 0
 
 

@@ -29,7 +29,8 @@ import subprocess
 import sys
 import time
 
-from benchmarks.data_scale import BATCH, CROP, RESIZE, first_batch_and_rate
+from benchmarks import report
+from benchmarks.data_scale import BATCH, CROP, RESIZE, first_batch_and_rate, table_line
 
 CLASSES, SIDE = 168, 64
 FORMATS = ("array_record", "tfrecord")
@@ -178,19 +179,16 @@ def main(argv):
         results[size] = row
     if args.step:
         results["r50x1_step_128px"] = _child("step", home=os.path.join(args.root, "home_step"))
-    print(f"{'examples':>9} {'route':<26} {'first batch s':>14} {'peak RSS MiB':>13} "
-          f"{'images/s':>9}")
+    print(table_line("examples", "route", "first batch s", "peak RSS MiB", "images/s"))
     for size, row in results.items():
         if size == "r50x1_step_128px":
             print(f"R50x1 fine-tuning step at 128 px: {row['images_per_s']:.1f} images/s")
             continue
         for route, r in row.items():
             if isinstance(r, dict):
-                print(f"{size:>9} {route:<26} {r['first_batch_s']:>14.2f} "
-                      f"{r['peak_rss_mib_at_first_batch']:>13.0f} {r['images_per_s']:>9.0f}")
+                print(table_line(size, route, measured=r))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
+        report.write_json(args.out, results)
     return 0
 
 

@@ -12,12 +12,13 @@ Keras model: top-1 agreement, top-1 accuracy, mean |logit difference|, file size
 Not part of the test suite.
 """
 
-import json
 import os
 import sys
 import time
 
 import numpy as np
+
+from benchmarks import report
 
 CLASSES_GROUP, SIZE, TRAIN_PER_CLASS, TEST_PER_CLASS = "upstream", 32, 50, 20
 STEPS, BATCH, LR = 1000, 64, 0.3
@@ -111,8 +112,7 @@ def main(argv):
         print(f"{name:<20} {r['top1_agreement']:>16.2%} {r['accuracy']:>9.2%} "
               f"{r['mean_abs_logit_diff']:>14.4f} {r['bytes'] / 1024:>9.0f}")
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        report.write_json(args.out, result)
     return 0
 
 

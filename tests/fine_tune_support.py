@@ -58,10 +58,10 @@ def cli_args(**options):
     return [f"--{k}={v}" for k, v in options.items()]
 
 
-def cli(args, **popen):
-    """Starts ``python -m bit_keras fine_tune`` with ``args``; returns the Popen."""
+def cli(args, command="fine_tune", **popen):
+    """Starts ``python -m bit_keras COMMAND`` with ``args``; returns the Popen."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
-    return subprocess.Popen([sys.executable, "-m", "bit_keras", "fine_tune", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "bit_keras", command, *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **popen)
 

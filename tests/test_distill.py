@@ -2,9 +2,6 @@
 student/teacher agreement, exact resume, teachers from files, and the command line."""
 
 import json
-import os
-import subprocess
-import sys
 
 import fine_tune_support as support
 import numpy as np
@@ -121,10 +118,10 @@ def test_bad_teachers_and_settings_are_refused_before_training(task, tmp_path):
 
 
 def _distill_command(args):
-    env = dict(os.environ, PYTHONPATH=support.ROOT, TF_CPP_MIN_LOG_LEVEL="3",
-               KERAS_BACKEND="tensorflow")
-    return subprocess.run([sys.executable, "-m", "bit_keras", "distill", *args], cwd=support.ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    """``python -m bit_keras distill`` run to the end: (returncode, stdout, stderr)."""
+    process = support.cli(args, command="distill")
+    out, err = process.communicate(timeout=600)
+    return process.returncode, out, err
 
 
 def test_the_command_distils_and_reports_errors_in_one_line(tmp_path):
@@ -140,15 +137,15 @@ def test_the_command_distils_and_reports_errors_in_one_line(tmp_path):
                                                  base=16, seed=5))
     # A SavedModel classifier teaches (the file alone cannot tell a 16-channel stem's width).
     good = bit_keras.export(three, tmp_path / "teacher", kind="classifier", labels=False)
-    done = _distill_command(support.cli_args(name="fm", teacher=good, **common))
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    returncode, out, err = _distill_command(support.cli_args(name="fm", teacher=good, **common))
+    assert returncode == 0, err[-3000:]
+    summary = json.loads(out.strip().splitlines()[-1])
     assert summary["step"] == 2 and summary["weights"].endswith("fm/weights.npz")
     wrong = bit_keras.export(random_teacher(), tmp_path / "wrong", kind="classifier",
                              labels=False)
-    done = _distill_command(support.cli_args(name="bad", teacher=wrong, **common))
-    assert done.returncode == 1
-    lines = [line for line in done.stderr.splitlines() if ": error:" in line]
+    returncode, out, err = _distill_command(support.cli_args(name="bad", teacher=wrong, **common))
+    assert returncode == 1
+    lines = [line for line in err.splitlines() if ": error:" in line]
     assert lines == ["distill: error: The teacher has 24 outputs but the data has 3 classes; "
-                     "distil on data of the teacher's classes"], done.stderr[-2000:]
+                     "distil on data of the teacher's classes"], err[-2000:]
     assert not (tmp_path / "logs" / "bad").exists()

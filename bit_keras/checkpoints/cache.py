@@ -108,9 +108,7 @@ def sha256(path, chunk=1 << 22):
 
 
 def _write_hash(path, digest):
-    with atomic.atomic_file(path + HASH_SUFFIX) as tmp:
-        with open(tmp, "w") as f:
-            f.write(f"{digest}  {os.path.basename(path)}\n")
+    atomic.write_text(path + HASH_SUFFIX, f"{digest}  {os.path.basename(path)}\n")
 
 
 def record_hash(path):

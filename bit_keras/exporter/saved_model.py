@@ -33,9 +33,9 @@ def default_image_size(model):
 
 def _labels(model, net, kind, labels):
     """(class names or None, whether they are the shipped list of the model's head)."""
-    if labels is None or labels is False:
-        if kind != "classifier" or labels is False:
-            return None, False
+    if labels is False or (labels is None and kind != "classifier"):
+        return None, False
+    if labels is None:
         try:
             return classes.class_names(model), True
         except ValueError:  # a head without shipped names: export it without labels

@@ -149,11 +149,16 @@ def get_variant(name):
         listed = [n for n, v in VARIANTS.items() if v.vtab_task is None]
         raise ValueError(
             f"Unknown BiT model name: {name!r}. Valid names are: {', '.join(listed)}, "
-            f"and the {len(VARIANTS) - len(listed)} VTAB-1k runs "
-            f"BiT-M-{{{','.join(f'R{d}x{w}' for d, w in VTAB_ARCHITECTURES)}}}"
-            f"-run{{{','.join(map(str, range(VTAB_RUNS)))}}}-{{task}} with task one of "
-            f"{', '.join(VTAB_TASKS)}.{hint}")
+            f"and the {len(VARIANTS) - len(listed)} VTAB-1k runs {vtab_pattern()} with task "
+            f"one of {', '.join(VTAB_TASKS)}.{hint}")
     return VARIANTS[name]
+
+
+def vtab_pattern():
+    """``BiT-M-{R50x1,...}-run{0,1,2}-{task}``: how the VTAB-1k names are made."""
+    archs = ",".join(f"R{d}x{w}" for d, w in VTAB_ARCHITECTURES)
+    runs = ",".join(map(str, range(VTAB_RUNS)))
+    return f"BiT-M-{{{archs}}}-run{{{runs}}}-{{task}}"
 
 
 def markdown_table():
@@ -166,10 +171,8 @@ def markdown_table():
         where = f"`{v.weights_path}`" if v.weights_path else "never released"
         head = v.num_classes if v.num_classes else "none"
         rows.append(f"| `{v.name}` | {v.architecture} | {v.upstream} | {head} | {where} |")
-    archs = ",".join(f"R{d}x{w}" for d, w in VTAB_ARCHITECTURES)
-    runs = ",".join(map(str, range(VTAB_RUNS)))
     count = len(VTAB_ARCHITECTURES) * VTAB_RUNS * len(VTAB_TASKS)
-    rows.append(f"| `BiT-M-{{{archs}}}-run{{{runs}}}-{{task}}` ({count} names) | as named | "
+    rows.append(f"| `{vtab_pattern()}` ({count} names) | as named | "
                 "ImageNet-21k, then the VTAB-1k task | the task's (below) | "
                 "`vtab/{name}.npz` |")
     rows += ["", "| VTAB-1k task | head |", "|---|---|"]

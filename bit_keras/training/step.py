@@ -97,14 +97,13 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
                if id(conv.kernel) in kernel_index]
 
     def micro_batch(images, labels, sources, watch=()):
+        # The teacher runs outside the tape: its activations are not kept for a backward pass.
+        targets = None if teacher is None else teacher(images, training=False)
         with tf.GradientTape() as tape:
             tape.watch(list(watch))
             logits = model(images, training=True)
-            if teacher is None:
-                per_example = per_example_loss(loss, labels, logits)
-            else:
-                targets = tf.stop_gradient(teacher(images, training=False))
-                per_example = distillation_loss(targets, logits, temperature)
+            per_example = (per_example_loss(loss, labels, logits) if teacher is None
+                           else distillation_loss(targets, logits, temperature))
             value = tf.reduce_sum(per_example) / global_batch
             target = optimizer.scale_loss(value) if scaled else value
         grads = tape.gradient(target, sources)
