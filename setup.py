@@ -32,6 +32,7 @@ setup(
     },
     entry_points={"console_scripts": ["bit-keras = bit_keras.cli:main"]},
     include_package_data=True,
-    package_data={"bit_keras.classes": ["*.tsv", "*.tsv.gz"]},
+    package_data={"bit_keras.classes": ["*.tsv", "*.tsv.gz"],
+                  "bit_keras.layers": ["kernels/*.cc"]},
     license="Apache-2.0",
 )

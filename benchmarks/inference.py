@@ -88,7 +88,7 @@ def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
 
 
 def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
-              dtypes=("float32", "bfloat16"), routes=ROUTES):
+              dtypes=("float32", "bfloat16"), routes=ROUTES, timm=False):
     """Images/second of every route and dtype at each batch size, timed side by side.
 
     Args:
@@ -100,49 +100,50 @@ def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
         dtypes: ``"float32"`` (always measured: it is the reference) and maybe
             ``"bfloat16"`` (Keras routes only: the exported graph is the Keras one).
         routes: any of ``ROUTES``; the reference Keras model is always timed.
+        timm: also time timm's BiT with the same weights (``benchmarks.peers``; it must have
+            been preloaded), in both memory layouts and, with ``"bfloat16"``, under autocast.
 
     Returns:
-        (rows, parity): table rows, and each candidate's relative error against the float32
-        reference on the first batch.
+        (rows, parity): table rows (``peak_pct`` is filled in by ``report.set_peak``), and
+        each candidate's relative error against the float32 reference on the first batch.
     """
     factories = build_routes(arch, workdir, dtypes, routes)
-    ceilings = {d: timing.matmul(d) for d in dtypes}
+    if timm:
+        from benchmarks import peers
+        ours = models.pair(arch, "float32", seed=0, include_reference=False)[0]
+        factories.update(peers.inference_routes(ours, arch, bfloat16="bfloat16" in dtypes))
     probe = np.random.default_rng(1).uniform(
         0, 1, (max(batches), resolution, resolution, 3)).astype(np.float32)
     rows, parity = [], {}
     for batch in batches:
-        candidates = {f"matmul/{d}": ceilings[d][0] for d in dtypes}
-        candidates.update({name: make(probe[:batch]) for name, make in factories.items()})
+        candidates = {name: make(probe[:batch]) for name, make in factories.items()}
         if not parity:
             # The first call is also the warm-up (and the tracing) at this shape.
-            outputs = {name: np.asarray(fn()) for name, fn in candidates.items()
-                       if not name.startswith("matmul/")}
+            outputs = {name: np.asarray(fn()) for name, fn in candidates.items()}
             parity = {name: rel_err(out, outputs["reference/keras/float32"])
                       for name, out in outputs.items()}
         measured = timing.interleaved(candidates, reps=reps, warmup=warmup)
-        rows.extend(_rows(measured, batch, arch, resolution, ceilings))
+        rows.extend(_rows(measured, batch, arch, resolution))
     return rows, parity
 
 
-def _rows(measured, batch, arch, resolution, ceilings):
+def _rows(measured, batch, arch, resolution):
+    from benchmarks import peers
     per_image = flops.bit_flops(arch["units"], arch["width"], resolution, arch["num_classes"],
                                 arch["base_filters"])
-    gflops = {d: n / measured[f"matmul/{d}"]["seconds"] / 1e9 for d, (_, n) in ceilings.items()}
-    rows = [{"section": "ceiling", "name": f"matmul {d} GFLOP/s", "batch": batch,
-             "images_per_s": gflops[d], "gflops": gflops[d],
-             "cpu_images_per_s": n / measured[f"matmul/{d}"]["cpu_seconds"] / 1e9}
-            for d, (_, n) in ceilings.items()]
+    ref = measured["reference/keras/float32"]
+    timm = {d: peers.best(measured, "timm/", d) for d in ("float32", "bfloat16")}
+    rows = []
     for name, m in measured.items():
-        if name.startswith("matmul/"):
-            continue
-        ips = batch / m["seconds"]
-        ref = measured["reference/keras/float32"]
-        rows.append({
-            "section": f"inference {resolution}px", "name": name, "batch": batch,
-            "images_per_s": ips, "cpu_images_per_s": batch / m["cpu_seconds"],
-            # The roofline is the float32 one for every dtype: bfloat16 is judged by what it
-            # gains over float32 on this machine, not by its own (emulated or native) peak.
-            "roofline_pct": 100 * ips * per_image / (gflops["float32"] * 1e9),
-            "vs_reference": ref["seconds"] / m["seconds"],
-            "seconds": m["seconds"], "wall": m["wall"], "reps": m["reps"]})
+        dtype = name.rsplit("/", 1)[1]
+        row = {"section": f"inference {resolution}px", "name": name, "batch": batch,
+               "images_per_s": batch / m["seconds"], "cpu_images_per_s": batch / m["cpu_seconds"],
+               "flops_per_image": per_image, "dtype": dtype,
+               "vs_reference": ref["seconds"] / m["seconds"],
+               "seconds": m["seconds"], "wall": m["wall"], "reps": m["reps"]}
+        for key, peer in (("vs_timm", timm.get(dtype)), ("vs_timm_float32", timm["float32"])):
+            if peer:
+                row[key] = measured[peer]["seconds"] / m["seconds"]
+                row[key + "_peer"] = peer
+        rows.append(row)
     return rows

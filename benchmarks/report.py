@@ -3,7 +3,8 @@
 import os
 import platform
 
-COLUMNS = ("section", "name", "batch", "images/s", "cpu images/s", "% roofline", "x reference")
+COLUMNS = ("section", "name", "batch", "images/s", "cpu images/s", "% peak", "x reference",
+           "x timm")
 
 
 def machine():
@@ -13,19 +14,64 @@ def machine():
 
     from benchmarks import timing
     from bit_keras import runtime
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next(line for line in f if line.startswith("model name")).split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        pass
+    info = _cpuinfo()
     flags = runtime.cpu_flags() or set()
-    return {"cpu": model, "cores": timing.cores(), "tensorflow": tf.__version__,
+    return {"cpu": info.get("model name", platform.processor()),
+            "vendor": info.get("vendor_id", ""), "mhz": _float(info.get("cpu MHz")),
+            "cores": timing.cores(), "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "avx512f": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
             "amx_bf16": "amx_bf16" in flags,
             "onednn": runtime.onednn_enabled(),
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset)")}
+
+
+def _cpuinfo():
+    """The first processor's ``/proc/cpuinfo`` fields (empty where there is none)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return fields
+
+
+def _float(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def peaks(dtypes, tries=5):
+    """The measured matmul peak per dtype (``timing.peak``) and the theoretical one."""
+    from benchmarks import timing
+    from bit_keras import runtime
+    m = machine()
+    return {"measured": {d: timing.peak(d, tries=tries) for d in dtypes},
+            "theoretical": timing.theoretical_peak(runtime.cpu_flags(), m["vendor"], m["mhz"])}
+
+
+def merge_peaks(first, second):
+    """The higher measured peak of two measurements, per dtype (load only ever lowers it)."""
+    return {**first, "measured": {d: max(first["measured"][d], second["measured"][d],
+                                         key=lambda p: p["gflops"]) for d in first["measured"]}}
+
+
+def set_peak(rows, peak):
+    """Fills every row's ``peak_pct``: its FLOP rate over the measured peak of its dtype."""
+    measured = peak["measured"]
+    for r in rows:
+        dtype = r.get("dtype")
+        if "flops_per_image" in r and dtype in measured:
+            r["peak_pct"] = 100 * r["images_per_s"] * r["flops_per_image"] / (
+                measured[dtype]["gflops"] * 1e9)
+    return rows
 
 
 def _cell(value, fmt):
@@ -37,13 +83,22 @@ def table(rows):
     cells = [COLUMNS] + [(
         r["section"], r["name"], str(r.get("batch", "")),
         _cell(r.get("images_per_s"), "{:.2f}"), _cell(r.get("cpu_images_per_s"), "{:.2f}"),
-        _cell(r.get("roofline_pct"), "{:.0f}%"), _cell(r.get("vs_reference"), "{:.2f}x"))
+        _cell(r.get("peak_pct"), "{:.0f}%"), _cell(r.get("vs_reference"), "{:.2f}x"),
+        _timm_cell(r))
         for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c[i].ljust(widths[i]) if i < 2 else c[i].rjust(widths[i])
                        for i in range(len(COLUMNS))) for c in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _timm_cell(r):
+    """``x timm`` of the same dtype, and for bfloat16 also x timm float32 in brackets."""
+    cell = _cell(r.get("vs_timm"), "{:.2f}x")
+    if r.get("dtype") == "bfloat16" and r.get("vs_timm_float32") is not None:
+        cell += f" ({r['vs_timm_float32']:.2f}x f32)"
+    return cell
 
 
 def write_json(path, payload):
@@ -56,6 +111,18 @@ def write_json(path, payload):
 def summary(payload):
     """The table, memory, parity and targets of a payload, as printable text."""
     lines = [table(payload["rows"]), ""]
+    peak = payload.get("peak")
+    if peak:
+        theory = peak.get("theoretical") or {}
+        for d, p in peak["measured"].items():
+            t = theory.get(d)
+            lines.append(f"peak {d}: {p['gflops']:.0f} GFLOP/s measured ({p['n']}x{p['n']} "
+                         f"matmul, best of {p['tries']}, start and end of the run)"
+                         + (f"; theoretical {t:.0f}" if t else ""))
+        if theory:
+            lines.append(f"theoretical peak: {theory['basis']}")
+    lines.append(f"timm: {payload.get('timm') or 'not timed'}")
+    lines.append(f"GroupNorm kernel: {payload.get('group_norm_kernel')}")
     for m in payload["memory"]:
         lines.append(f"memory: batch {m['batch']}, batch_split {m['batch_split']}: peak RSS "
                      f"{m['peak_rss_mb']:.0f} MiB (after build {m['baseline_rss_mb']:.0f} MiB)")

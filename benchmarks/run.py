@@ -1,9 +1,10 @@
-"""The BiT benchmark: ``python -m benchmarks.run`` (full, ~12 min) or ``--tiny`` (seconds).
+"""The BiT benchmark: ``python -m benchmarks.run`` (full, ~20 min) or ``--tiny`` (seconds).
 
-Measures in one run, side by side with a plain reference implementation (``reference.py``):
-the machine's fp32/bf16 matmul ceilings, R50x1 inference at 224 (batch 1, 8, 32) through the
+Measures in one run, side by side with a plain reference implementation (``reference.py``)
+and, when it is installed, timm's PyTorch BiT (``peers.py``; ``--peers``):
+the machine's measured float32/bfloat16 matmul peaks and its theoretical ones, R50x1 inference at 224 (batch 1, 8, 32) through the
 Keras model, the exported SavedModel (plain and with folded standardization) and TFLite,
-fine-tuning steps at 128 (batch 8 and 32, with ``batch_split``), peak memory at batch 64
+fine-tuning steps at 128 (batch 16 and 32, with ``batch_split``), peak memory at batch 64
 with and without ``batch_split=8``, and bfloat16-vs-float32 parity. Prints a table and
 writes every number (with each repetition's time) as JSON.
 
@@ -19,8 +20,12 @@ import time
 
 from absl import app, flags, logging
 
-import bit_keras  # first: it turns on TensorFlow's oneDNN kernels, as for users
-from benchmarks import inference
+from benchmarks import peers
+
+PEERS_LOADED = peers.preload()  # before TensorFlow: timm imported after it crashes
+
+import bit_keras  # noqa: E402  before TensorFlow: it turns on oneDNN's kernels, as for users
+from benchmarks import inference  # noqa: E402
 
 R50X1 = dict(units=(3, 4, 6, 3), width=1, base_filters=64, groups=32, num_classes=1000)
 # The registered tiny variant (R14, 16 base channels, 8 groups): its spec lives in bit_keras.
@@ -30,11 +35,11 @@ TINY_ARCH = dict(bit_keras.VARIANTS[bit_keras.models.variants.TINY].architecture
 CONFIGS = {
     "full": dict(arch=R50X1, inference_resolution=224, inference_batches=[1, 8, 32],
                  routes=list(inference.ROUTES),
-                 train_resolution=128, train_batches=[8, 32],
+                 train_resolution=128, train_batches=[16, 32],
                  train_dtypes=["float32", "bfloat16"], batch_split=8,
-                 # bfloat16 training: batch 8 only, one timed step (10x slower without
-                 # AVX512-BF16; the whole run must stay under 15 minutes).
-                 other_dtype_batches=[8], other_dtype_reps=1,
+                 # bfloat16 training: batch 16 only, one timed step (10x slower without
+                 # AVX512-BF16 or AMX).
+                 other_dtype_batches=[16], other_dtype_reps=1,
                  memory_batch=64,
                  parity_images=32, reps=3),
     # Every code path once, as fast as possible (the export and the step traces dominate).
@@ -49,7 +54,7 @@ SECTIONS = ("inference", "fine_tuning", "memory", "parity")
 
 
 def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTIONS,
-        workdir=None):
+        workdir=None, timm=None):
     """Runs the benchmark and writes its JSON; returns the payload.
 
     Args:
@@ -59,10 +64,12 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
         reps: timed repetitions per candidate (after one warm-up); default 3 (1 when tiny).
         sections: any of ``SECTIONS``.
         workdir: where exported models go; a temporary directory by default.
+        timm: time timm's BiT side by side: None (default) when it is installed, True to
+            require it (an error if it cannot be timed), False never.
 
     Returns:
-        dict with ``machine``, ``config``, ``rows`` (the table), ``memory``, ``parity``,
-        ``targets`` and ``seconds``.
+        dict with ``machine``, ``config``, ``peak``, ``timm``, ``rows`` (the table),
+        ``memory``, ``parity``, ``targets`` and ``seconds``.
 
     Example:
 
@@ -75,24 +82,30 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
     config = dict(CONFIGS["tiny" if tiny else "full"])
     if reps is not None:
         config["reps"] = reps
+    if timm and not peers.available():
+        raise RuntimeError(f"timm cannot be timed: {peers.why_not()}")
+    timm = peers.available() if timm is None else bool(timm)
     arch, start = config["arch"], time.time()
+    dtypes = ("float32", "bfloat16")
     payload = {"machine": report.machine(), "config": config, "rows": [], "memory": [],
-               "parity": {}, "warmup": 1}
+               "parity": {}, "warmup": 1, "peak": report.peaks(dtypes, tries=2 if tiny else 5),
+               "timm": peers.versions() if timm else peers.why_not(),
+               "group_norm_kernel": None}
     with tempfile.TemporaryDirectory(prefix="bit_bench_") as tmp:
         if "inference" in sections:
             rows, route_parity = inference.inference(
                 arch, config["inference_resolution"], config["inference_batches"],
-                workdir or tmp, reps=config["reps"], routes=config["routes"])
+                workdir or tmp, reps=config["reps"], routes=config["routes"], timm=timm)
             payload["rows"] += rows
             payload["parity"]["routes_vs_reference_float32"] = route_parity
-            _progress(payload["rows"], start)
+            _progress(payload, start)
         if "fine_tuning" in sections:
             payload["rows"] += training.fine_tuning(
                 arch, config["train_resolution"], config["train_batches"], reps=config["reps"],
                 dtypes=config["train_dtypes"], batch_split=config["batch_split"],
                 other_dtype_batches=config["other_dtype_batches"],
-                other_dtype_reps=config["other_dtype_reps"])
-            _progress(payload["rows"], start)
+                other_dtype_reps=config["other_dtype_reps"], timm=timm)
+            _progress(payload, start)
     if "memory" in sections:
         big, split = config["memory_batch"], config["batch_split"]
         # (batch, batch_split): the big batch whole and split, and the micro-batch alone.
@@ -103,6 +116,10 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
     if "parity" in sections:
         payload["parity"]["bfloat16"] = parity.bfloat16_parity(
             arch, config["inference_resolution"], images=config["parity_images"])
+    payload["peak"] = report.merge_peaks(payload["peak"],
+                                         report.peaks(dtypes, tries=2 if tiny else 5))
+    report.set_peak(payload["rows"], payload["peak"])
+    payload["group_norm_kernel"] = bit_keras.layers.fused.status()
     payload["targets"] = targets.check(payload)
     payload["seconds"] = time.time() - start
     report.write_json(output, payload)
@@ -110,9 +127,9 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
     return payload
 
 
-def _progress(rows, start):
+def _progress(payload, start):
     from benchmarks import report
-    print(report.table(rows), f"\n({time.time() - start:.0f} s so far)\n", flush=True)
+    print(report.table(report.set_peak(payload["rows"], payload["peak"])), f"\n({time.time() - start:.0f} s so far)\n", flush=True)
 
 
 FLAGS = flags.FLAGS
@@ -121,6 +138,8 @@ flags.DEFINE_string("output", "benchmark_results.json", "the JSON file to write"
 flags.DEFINE_integer("reps", None, "timed repetitions per candidate (default 3; 1 with --tiny)")
 flags.DEFINE_list("sections", list(SECTIONS), f"any of {list(SECTIONS)}")
 flags.DEFINE_string("workdir", None, "where exported models go (default: a temporary dir)")
+flags.DEFINE_enum("peers", "auto", ["auto", "yes", "no"],
+                  f"time timm's BiT side by side: auto (when installed), yes, no ({peers.INSTALL})")
 
 
 def main(argv):
@@ -129,7 +148,8 @@ def main(argv):
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
     try:
-        run(FLAGS.tiny, FLAGS.output, FLAGS.reps, FLAGS.sections, FLAGS.workdir)
+        run(FLAGS.tiny, FLAGS.output, FLAGS.reps, FLAGS.sections, FLAGS.workdir,
+            timm={"auto": None, "yes": True, "no": False}[FLAGS.peers])
     except (ValueError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -83,3 +83,60 @@ def matmul(dtype="float32", n=1024):
     b = tf.cast(rng.standard_normal((n, n), dtype=np.float32), dtype)
     fn = tf.function(lambda: tf.matmul(a, b))
     return fn, 2 * n ** 3
+
+
+def peak(dtype="float32", n=4096, tries=5):
+    """This machine's matmul throughput in GFLOP/s: the best of ``tries`` ``n x n`` products.
+
+    The same oneDNN kernels as the convolutions (TensorFlow's ``MatMul``); large enough that
+    dispatch is nothing beside the arithmetic (a 1024x1024 product read 25% lower here), and
+    the best, not the median, since load from elsewhere only ever slows it.
+
+    Returns:
+        dict with ``gflops`` (the best), ``n``, ``tries`` and every try's ``wall`` seconds.
+    """
+    fn, work = matmul(dtype, n)
+    _run(fn)
+    wall = []
+    for _ in range(tries):
+        t = time.perf_counter()
+        _run(fn)
+        wall.append(time.perf_counter() - t)
+    return {"gflops": work / min(wall) / 1e9, "n": n, "tries": tries,
+            "wall": [round(w, 4) for w in wall]}
+
+
+def theoretical_peak(flags, vendor="", mhz=None, cores_=None):
+    """The arithmetic peak from the CPU's flags and clock, in GFLOP/s per dtype.
+
+    Per core and cycle: float32 FMA lanes x 2 FMA units x 2 flops (AVX-512 on Intel: 16
+    lanes; on AMD before Zen 5 AVX-512 runs on 256-bit units, so 8; AVX2: 8); bfloat16 with
+    AVX512-BF16 twice the float32 figure (``vdpbf16ps``), with AMX 1024 multiply-adds per
+    cycle (one 16x32 by 32x16 tile product); without either, the float32 figure (emulated).
+    The clock is the nominal one the kernel reports; turbo can lift measured figures above it.
+
+    Returns:
+        dict ``{"float32": GFLOP/s, "bfloat16": GFLOP/s, "mhz": clock, "basis": text}``, or
+        None when the clock is unknown.
+    """
+    cores_ = cores_ or cores()
+    if not mhz:
+        return None
+    flags = set(flags or ())
+    if "avx512f" in flags:
+        lanes, isa = (8, "AVX-512 on 256-bit units") if "AMD" in vendor else (16, "AVX-512")
+    elif "avx2" in flags and "fma" in flags:
+        lanes, isa = 8, "AVX2+FMA"
+    else:
+        lanes, isa = 4, "SSE"
+    fp32 = lanes * 2 * 2
+    if "amx_bf16" in flags:
+        bf16, bf16_isa = 2048, "AMX-BF16"
+    elif "avx512_bf16" in flags:
+        bf16, bf16_isa = 2 * fp32, "AVX512-BF16"
+    else:
+        bf16, bf16_isa = fp32, "none (emulated)"
+    ghz = cores_ * mhz / 1000
+    return {"float32": fp32 * ghz, "bfloat16": bf16 * ghz, "mhz": mhz,
+            "basis": f"{cores_} cores x {mhz:.0f} MHz x {fp32} float32 flops/cycle ({isa}), "
+                     f"{bf16} bfloat16 flops/cycle ({bf16_isa})"}

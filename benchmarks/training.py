@@ -37,7 +37,7 @@ def batch(arch, resolution, size, seed=0):
 
 
 def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", "bfloat16"),
-                batch_split=None, other_dtype_batches=None, other_dtype_reps=None):
+                batch_split=None, other_dtype_batches=None, other_dtype_reps=None, timm=False):
     """Images/second of one training step, ours vs the reference, for each batch size.
 
     Args:
@@ -52,19 +52,23 @@ def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", 
             slower than float32, and the full run has a time budget.
         other_dtype_reps: timed repetitions for those dtypes (default ``reps``); they are
             timed in their own round-robin after the float32 candidates.
+        timm: also time timm's BiT with the same weights and the same update
+            (``benchmarks.peers.train_steps``), float32, in both memory layouts.
 
     Returns:
         Table rows (``images_per_s`` counts images per second of updates).
     """
     per_image = TRAIN_FLOPS_FACTOR * flops.bit_flops(
         arch["units"], arch["width"], resolution, arch["num_classes"], arch["base_filters"])
-    mm, mm_flops = timing.matmul("float32")
     # One reference, float32: every ratio is to the plain float32 model.
     pairs = {d: models.pair(arch, d, seed=0, include_reference=d == "float32") for d in dtypes}
     rows = []
     for size in batches:
         images, labels = batch(arch, resolution, size)
-        candidates, others = {"matmul/float32": mm}, {}
+        candidates, others = {}, {}
+        if timm:
+            from benchmarks import peers
+            candidates.update(peers.train_steps(pairs["float32"][0], arch, images, labels))
         for dtype, (ours, ref) in pairs.items():
             if dtype != "float32" and other_dtype_batches is not None \
                     and size not in other_dtype_batches:
@@ -80,13 +84,24 @@ def fine_tuning(arch, resolution, batches, reps=3, warmup=1, dtypes=("float32", 
         if others:
             measured.update(timing.interleaved(
                 others, reps=other_dtype_reps or reps, warmup=warmup))
-        gflops = mm_flops / measured.pop("matmul/float32")["seconds"] / 1e9
-        for name, m in measured.items():
-            ips = size / m["seconds"]
-            rows.append({
-                "section": f"fine-tune {resolution}px", "name": name, "batch": size,
-                "images_per_s": ips, "cpu_images_per_s": size / m["cpu_seconds"],
-                "roofline_pct": 100 * ips * per_image / (gflops * 1e9),
-                "vs_reference": measured["reference/step/float32"]["seconds"] / m["seconds"],
-                "seconds": m["seconds"], "wall": m["wall"], "reps": m["reps"]})
+        rows += _rows(measured, resolution, size, per_image)
+    return rows
+
+
+def _rows(measured, resolution, size, per_image):
+    from benchmarks import peers
+    peer = peers.best(measured, "timm/", "float32")
+    rows = []
+    for name, m in measured.items():
+        row = {"section": f"fine-tune {resolution}px", "name": name, "batch": size,
+               "images_per_s": size / m["seconds"], "cpu_images_per_s": size / m["cpu_seconds"],
+               "flops_per_image": per_image, "dtype": name.rsplit("/", 1)[1],
+               "vs_reference": measured["reference/step/float32"]["seconds"] / m["seconds"],
+               "seconds": m["seconds"], "wall": m["wall"], "reps": m["reps"]}
+        if peer:
+            row.update(vs_timm_float32=measured[peer]["seconds"] / m["seconds"],
+                       vs_timm_float32_peer=peer)
+            if row["dtype"] == "float32":
+                row.update(vs_timm=row["vs_timm_float32"], vs_timm_peer=peer)
+        rows.append(row)
     return rows

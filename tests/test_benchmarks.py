@@ -91,9 +91,58 @@ def test_tiny_benchmark_runs_end_to_end(tmp_path):
                if name.endswith("float32"))
     assert {(m["batch"], m["batch_split"]) for m in payload["memory"]} == {(4, 2)}
     assert all(m["peak_rss_mb"] > m["baseline_rss_mb"] > 100 for m in payload["memory"])
-    assert len(payload["targets"]) == 5  # four speed targets and the memory one
+    # Nine speed targets (four of them against timm: None without it) and the memory one.
+    assert len(payload["targets"]) == 10
     assert payload["machine"]["onednn"] in (True, None)  # the benchmark runs as bit_keras users do
     assert "x reference" in done.stdout and "target:" in done.stdout
+    # The ceiling is a measured matmul peak, and "% peak" is read against it.
+    peak = payload["peak"]["measured"]["float32"]
+    assert peak["n"] == 4096 and peak["gflops"] == pytest.approx(
+        2 * 4096 ** 3 / min(peak["wall"]) / 1e9, rel=0.5)  # the better of two measurements
+    keras = next(r for r in payload["rows"] if r["name"] == "bit_keras/keras/float32")
+    assert keras["peak_pct"] == pytest.approx(
+        100 * keras["images_per_s"] * keras["flops_per_image"] / (peak["gflops"] * 1e9))
+    assert payload["group_norm_kernel"] == "on"  # the compiled GroupNorm is what was timed
+
+
+def test_tiny_benchmark_times_timm_side_by_side(tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("timm") is None:  # not imported here: after TF it crashes
+        pytest.skip("timm is not installed (it is outside the test extras; issue 15)")
+    output = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--tiny", "--peers=yes",
+                           "--sections=inference,fine_tuning", f"--output={output}"],
+                          cwd=ROOT, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads(output.read_text())
+    rows = {(r["section"].split()[0], r["name"]): r for r in payload["rows"]}
+    for layout in ("nchw", "channels_last"):
+        for dtype in ("float32", "bfloat16"):
+            # The same weights: timm computes our function before it is timed.
+            assert payload["parity"]["routes_vs_reference_float32"][
+                f"timm/{layout}/{dtype}"] < (1e-4 if dtype == "float32" else 0.08)
+        assert ("fine-tune", f"timm/step_{layout}/float32") in rows
+    ours = rows[("inference", "bit_keras/keras/float32")]
+    peer = rows[("inference", ours["vs_timm_peer"])]
+    assert ours["vs_timm"] == pytest.approx(peer["seconds"] / ours["seconds"])
+    assert peer["seconds"] == min(rows[("inference", f"timm/{layout}/float32")]["seconds"]
+                                  for layout in ("nchw", "channels_last"))
+    assert all(t["value"] is not None for t in payload["targets"] if "timm" in t["target"])
+
+
+def test_theoretical_peak_reads_the_cpu_flags():
+    intel = timing.theoretical_peak({"avx512f", "avx512_bf16", "amx_bf16"}, "GenuineIntel",
+                                    2000.0, cores_=2)
+    assert intel["float32"] == 2 * 2.0 * 16 * 2 * 2  # 2 cores, 2 GHz, 16 lanes, 2 FMA units
+    assert intel["bfloat16"] == 2 * 2.0 * 1024 * 2   # AMX: 1024 multiply-adds per cycle
+    zen4 = timing.theoretical_peak({"avx512f", "avx512_bf16", "avx2", "fma"}, "AuthenticAMD",
+                                   2000.0, cores_=2)
+    assert zen4["float32"] == intel["float32"] / 2 and zen4["bfloat16"] == zen4["float32"] * 2
+    avx2 = timing.theoretical_peak({"avx2", "fma"}, "AuthenticAMD", 2000.0, cores_=1)
+    assert avx2["float32"] == avx2["bfloat16"] == 1 * 2.0 * 8 * 2 * 2
+    assert "emulated" in avx2["basis"]
+    assert timing.theoretical_peak({"avx2"}, "", None) is None
 
 
 def test_command_line_rejects_bad_sections():

@@ -13,6 +13,16 @@ def rel_err(a, b):
     return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
 
 
+@pytest.fixture(params=["compiled", "tensorflow"])
+def gn_kernel(request):
+    """Runs a GroupNorm test on the compiled kernel and on the TensorFlow ops (fused.py)."""
+    compiled = request.param == "compiled"
+    if compiled and layers.fused.library() is None:
+        pytest.fail(f"the compiled GroupNorm kernel is unavailable: {layers.fused.status()}")
+    with layers.fused.use(compiled):
+        yield request.param
+
+
 def test_standardized_conv_matches_numpy():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 9, 9, 5)).astype(np.float32)
@@ -119,7 +129,7 @@ def test_ws_epsilon_is_the_official_one():
     assert not np.allclose(got, wrong, rtol=1e-2)
 
 
-def test_group_norm_matches_numpy():
+def test_group_norm_matches_numpy(gn_kernel):
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, 2.0, (2, 5, 6, 64)).astype(np.float32)
     gn = layers.GroupNormalization(32, activation="relu")
@@ -146,7 +156,7 @@ def _numeric_gradients(f, arrays, eps=1e-6):
 
 
 @pytest.mark.parametrize("relu,groups", [(True, 4), (False, 8)])
-def test_group_norm_gradients_match_numpy_finite_differences(relu, groups):
+def test_group_norm_gradients_match_numpy_finite_differences(relu, groups, gn_kernel):
     # The layer's gradient is written out by hand (layers._group_norm_backward); check it
     # for the input, gamma and beta against float64 central differences of the NumPy
     # reference, with a weighted-sum loss so every output position matters.
@@ -174,7 +184,7 @@ def test_group_norm_gradients_match_numpy_finite_differences(relu, groups):
         assert rel_err(np.asarray(g), w) < 1e-4, name
 
 
-def test_group_norm_gradient_under_bfloat16_is_rounded_only_once():
+def test_group_norm_gradient_under_bfloat16_is_rounded_only_once(gn_kernel):
     # Mixed precision: activations and the incoming gradient are bfloat16, but the backward
     # arithmetic is float32, so the input gradient is exact up to its final rounding to
     # bfloat16 (half a unit, 2^-9 relative). Doing the backward in bfloat16 gives ~7e-3.
@@ -194,7 +204,7 @@ def test_group_norm_gradient_under_bfloat16_is_rounded_only_once():
     assert rel_err(np.asarray(tape.gradient(value, inputs)), want) < 4e-3
 
 
-def test_group_norm_epsilon_is_bits_not_keras_default():
+def test_group_norm_epsilon_is_bits_not_keras_default(gn_kernel):
     assert layers.GN_EPSILON == 1e-5
     # Small-variance groups: eps 1e-3 would shrink the output visibly.
     x = np.random.default_rng(0).normal(0, 0.01, (1, 4, 4, 32)).astype(np.float32)
@@ -205,7 +215,7 @@ def test_group_norm_epsilon_is_bits_not_keras_default():
     assert rel_err(got, wrong) > 0.1
 
 
-def test_group_norm_statistics_stay_float32_under_bfloat16():
+def test_group_norm_statistics_stay_float32_under_bfloat16(gn_kernel):
     # A large mean and small spread: bfloat16 statistics (8 bits of mantissa) lose the spread
     # entirely; float32 statistics keep it.
     rng = np.random.default_rng(0)

@@ -4,6 +4,7 @@ Both follow the official ``bit_tf2`` code (Kolesnikov et al., arXiv 1912.11370) 
 numerics of ``docs/design.md`` ("The BiT model").
 """
 
+from bit_keras.layers import fused
 from bit_keras.layers.group_norm import GN_EPSILON, GN_GROUPS, GroupNormalization
 from bit_keras.layers.standardized_conv import (
                                                 WS_EPSILON,
@@ -12,5 +13,5 @@ from bit_keras.layers.standardized_conv import (
                                                 standardize_kernel,
 )
 
-__all__ = ["GN_EPSILON", "GN_GROUPS", "GroupNormalization", "StandardizedConv2D", "WS_EPSILON",
+__all__ = ["GN_EPSILON", "GN_GROUPS", "GroupNormalization", "StandardizedConv2D", "WS_EPSILON", "fused",
            "given_standardized_kernels", "standardize_kernel"]

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from bit_keras.layers import fused
 from bit_keras.utils import checks
 
 # The BiT weights were trained with GroupNorm epsilon 1e-5; Keras' own default is 1e-3.
@@ -113,9 +114,33 @@ def _group_norm(inputs, gamma, beta, groups, epsilon, relu, dtype, hand_written_
 
         return tf.reshape(outputs, shape), backward
 
-    if hand_written_gradient:
-        return tf.custom_gradient(forward)(inputs, gamma, beta)
-    return forward(inputs, gamma, beta)[0]
+    if not hand_written_gradient:
+        return forward(inputs, gamma, beta)[0]
+    library = fused.library() if inputs.dtype in (tf.float32, tf.bfloat16) else None
+    if library is not None:
+        return tf.custom_gradient(_fused_forward(library, channels, groups, epsilon, relu))(
+            inputs, gamma, beta)
+    return tf.custom_gradient(forward)(inputs, gamma, beta)
+
+
+def _fused_forward(library, channels, groups, epsilon, relu):
+    """The compiled kernel's forward function for ``tf.custom_gradient`` (see fused.py)."""
+
+    def forward(inputs, gamma, beta):
+        shape = tf.shape(inputs)
+        x = tf.reshape(inputs, (shape[0], -1, channels))
+        outputs, mean, rstd = library.bit_keras_group_norm(
+            x, gamma, beta, groups=groups, epsilon=epsilon, relu=relu)
+
+        def backward(upstream):
+            dx, dgamma, dbeta = library.bit_keras_group_norm_grad(
+                tf.reshape(upstream, tf.shape(x)), x, mean, rstd, gamma, beta,
+                groups=groups, relu=relu)
+            return tf.reshape(dx, shape), dgamma, dbeta
+
+        return tf.reshape(outputs, shape), backward
+
+    return forward
 
 
 def _group_norm_core(inputs, gamma, beta, groups, epsilon, relu, dtype):

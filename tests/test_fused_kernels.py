@@ -1,0 +1,190 @@
+"""The compiled GroupNorm kernel (bit_keras/layers/fused.py): built, used, exact, optional.
+
+tests/test_numerics.py runs its GroupNorm checks (float64 NumPy reference, finite
+differences, bfloat16 rounding) on both the compiled kernel and the TensorFlow ops; here:
+the awkward shapes, large means, that the kernel is what actually runs (and what does not
+reach an export), and that a machine that cannot build it still gets GroupNorm.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bit_keras
+from bit_keras import layers
+from bit_keras.layers import fused
+
+
+@pytest.fixture(scope="module")
+def library():
+    lib = fused.library()
+    if lib is None:
+        pytest.fail(f"the compiled GroupNorm kernel is unavailable: {fused.status()}")
+    return lib
+
+
+def _reference(x, gamma, beta, groups, relu, upstream):
+    """float64 GroupNorm (+ ReLU) output and its gradients for (x, gamma, beta)."""
+    n, h, w, c = x.shape
+    xg = x.reshape(n, h * w, groups, c // groups)
+    mean = xg.mean(axis=(1, 3), keepdims=True)
+    rstd = 1.0 / np.sqrt(xg.var(axis=(1, 3), keepdims=True) + 1e-5)
+    xhat = ((xg - mean) * rstd).reshape(x.shape)
+    z = xhat * gamma + beta
+    y = np.maximum(z, 0.0) if relu else z
+    dz = upstream * (z > 0) if relu else upstream
+    dxhat = (dz * gamma).reshape(xg.shape)
+    xhat_g = xhat.reshape(xg.shape)
+    dx = rstd * (dxhat - dxhat.mean(axis=(1, 3), keepdims=True)
+                 - xhat_g * (dxhat * xhat_g).mean(axis=(1, 3), keepdims=True))
+    return y, dx.reshape(x.shape), (dz * xhat).sum(axis=(0, 1, 2)), dz.sum(axis=(0, 1, 2))
+
+
+def _layer_outputs(x, gamma, beta, groups, relu, upstream, dtype="float32"):
+    gn = layers.GroupNormalization(groups, activation="relu" if relu else None, dtype=dtype)
+    gn.build(x.shape)
+    gn.gamma.assign(gamma.astype(np.float32))
+    gn.beta.assign(beta.astype(np.float32))
+    inputs = tf.constant(x, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        y = tf.cast(gn(inputs), tf.float32)
+        loss = tf.reduce_sum(y * upstream.astype(np.float32))
+    grads = tape.gradient(loss, [inputs, gn.gamma, gn.beta])
+    return [np.asarray(t, np.float64) for t in [y, *grads]]
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
+
+
+# (shape, groups): fewer pixels than one work block, a ragged last block, one pixel,
+# one channel per group, BiT's 32 groups of 2048 channels.
+SHAPES = [((1, 3, 3, 16), 8), ((3, 5, 7, 32), 4), ((2, 1, 1, 256), 8), ((2, 6, 6, 8), 8),
+          ((1, 2, 3, 2048), 32)]
+
+
+@pytest.mark.parametrize("shape,groups", SHAPES)
+@pytest.mark.parametrize("relu", [True, False])
+def test_compiled_kernel_matches_float64_on_awkward_shapes(library, shape, groups, relu):
+    rng = np.random.default_rng(sum(shape) + groups)
+    x = rng.normal(0.5, 2.0, shape)
+    gamma, beta = rng.uniform(0.5, 1.5, shape[-1]), rng.normal(0, 0.3, shape[-1])
+    upstream = rng.normal(0, 1, shape)
+    want = _reference(x, gamma, beta, groups, relu, upstream)
+    with fused.use(True):
+        got = _layer_outputs(x, gamma, beta, groups, relu, upstream)
+    for name, g, w in zip(("y", "dx", "dgamma", "dbeta"), got, want):
+        assert rel_err(g, w) < 2e-5, name
+
+
+def test_large_means_keep_their_variance(library):
+    # Sums of squares are float64: a mean 1000 spreads apart cancels in float32 one-pass
+    # sums (var = E[x^2] - mean^2), not in these.
+    rng = np.random.default_rng(3)
+    x = 1000.0 + rng.normal(0, 1.0, (2, 8, 8, 32))
+    gamma, beta, upstream = np.ones(32), np.zeros(32), rng.normal(0, 1, x.shape)
+    want = _reference(x, gamma, beta, 8, False, upstream)
+    with fused.use(True):
+        got = _layer_outputs(x, gamma, beta, 8, False, upstream)
+    # x itself is rounded to float32 (spacing 6e-5 at 1000), hence not 1e-6.
+    assert rel_err(got[0], want[0]) < 2e-4
+    assert rel_err(got[1], want[1]) < 2e-3
+
+
+def test_bfloat16_kernel_rounds_once(library):
+    rng = np.random.default_rng(4)
+    x = np.asarray(tf.cast(tf.cast(rng.normal(0.5, 2.0, (2, 4, 4, 32)), tf.bfloat16),
+                           tf.float64))
+    gamma, beta, upstream = rng.uniform(0.5, 1.5, 32), rng.normal(0, 0.3, 32), np.ones(x.shape)
+    want = _reference(x, gamma, beta, 8, True, upstream)
+    with fused.use(True):
+        got = _layer_outputs(x, gamma, beta, 8, True, upstream, dtype="mixed_bfloat16")
+    assert rel_err(got[0], want[0]) < 2 ** -8  # half a bfloat16 unit, plus float32 noise
+    assert rel_err(got[1], want[1]) < 4e-3
+
+
+def _op_types(fn, *args):
+    graph = tf.function(fn).get_concrete_function(*args).graph
+    types = {op.type for op in graph.get_operations()}
+    for f in graph.as_graph_def().library.function:  # custom_gradient bodies
+        types |= {node.op for node in f.node_def}
+    return types
+
+
+def test_the_kernel_is_what_runs_forward_and_backward_and_can_be_turned_off(library):
+    gn = layers.GroupNormalization(4, activation="relu")
+    x = tf.random.normal((2, 4, 4, 16))
+    gn(x)
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(gn(x))
+        return tape.gradient(y, [x, gn.gamma])
+
+    with fused.use(True):
+        on = _op_types(step, x)
+    with fused.use(False):
+        off = _op_types(step, x)
+    assert {"BitKerasGroupNorm", "BitKerasGroupNormGrad"} <= on
+    assert not {t for t in off if t.startswith("BitKeras")}
+    assert fused.status() == "on"
+
+
+def test_exports_hold_no_compiled_op(library, tmp_path):
+    model = bit_keras.resnet_v2((1, 1, 1, 1), 1, num_classes=3, base_filters=16, groups=8)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    bit_keras.export(model, str(tmp_path / "sm"), kind="classifier")
+    with open(tmp_path / "sm" / "saved_model.pb", "rb") as f:
+        assert b"BitKerasGroupNorm" not in f.read()
+    # A process that never imports bit_keras (so never loads the kernel) serves it.
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        m = tf.saved_model.load({str(tmp_path / 'sm')!r})
+        out = m.signatures["serving_default"](images=tf.zeros((1, 32, 32, 3)))
+        print(sorted(out))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_without_a_compiler_group_norm_falls_back_to_tensorflow_ops(tmp_path):
+    script = textwrap.dedent("""
+        import numpy as np
+        import bit_keras
+        from bit_keras.layers import fused
+        y = bit_keras.layers.GroupNormalization(4)(np.ones((1, 2, 2, 8), np.float32))
+        print(fused.status())
+        print(float(np.abs(np.asarray(y)).max()))
+    """)
+    env = {**os.environ, "CXX": "no-such-compiler", "BIT_KERAS_KERNEL_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, value = done.stdout.strip().splitlines()[-2:]
+    assert status.startswith("unavailable: no C++ compiler 'no-such-compiler'")
+    assert float(value) == 0.0  # a constant input normalizes to beta = 0
+    assert "GroupNorm runs on TensorFlow ops" in done.stderr
+    assert not os.listdir(tmp_path)  # no half-built file left
+
+
+def test_a_build_failure_leaves_no_file_and_is_reported(tmp_path):
+    fake = tmp_path / "cxx"
+    fake.write_text("#!/bin/sh\necho 'fatal error: pretend' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    script = "import numpy as np, bit_keras\nfrom bit_keras.layers import fused\n" \
+             "bit_keras.layers.GroupNormalization(4)(np.ones((1, 2, 2, 8), np.float32))\n" \
+             "print(fused.status())"
+    env = {**os.environ, "CXX": str(fake), "BIT_KERAS_KERNEL_DIR": str(tmp_path / "k")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "failed to build" in done.stdout and "pretend" in done.stdout
+    assert os.listdir(tmp_path / "k") == []
