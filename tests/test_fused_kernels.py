@@ -1,7 +1,8 @@
-"""The compiled GroupNorm kernel (bit_keras/layers/fused.py): built, used, exact, optional.
+"""The compiled kernels (bit_keras/layers/fused.py): built, used, exact, optional.
 
-tests/test_numerics.py runs its GroupNorm checks (float64 NumPy reference, finite
-differences, bfloat16 rounding) on both the compiled kernel and the TensorFlow ops; here:
+tests/test_numerics.py runs its GroupNorm and Weight Standardization checks (float64 NumPy
+reference, finite differences, bfloat16 rounding) on both the compiled kernels and the
+TensorFlow ops; here:
 the awkward shapes, large means, that the kernel is what actually runs (and what does not
 reach an export), and that a machine that cannot build it still gets GroupNorm.
 """
@@ -24,7 +25,7 @@ from bit_keras.layers import fused
 def library():
     lib = fused.library()
     if lib is None:
-        pytest.fail(f"the compiled GroupNorm kernel is unavailable: {fused.status()}")
+        pytest.fail(f"the compiled kernels are unavailable: {fused.status()}")
     return lib
 
 
@@ -142,7 +143,8 @@ def test_exports_hold_no_compiled_op(library, tmp_path):
     model(np.zeros((1, 32, 32, 3), np.float32))
     bit_keras.export(model, str(tmp_path / "sm"), kind="classifier")
     with open(tmp_path / "sm" / "saved_model.pb", "rb") as f:
-        assert b"BitKerasGroupNorm" not in f.read()
+        assert b"BitKeras" not in f.read()
+    assert fused.status() == "on"  # turned off for the export only
     # A process that never imports bit_keras (so never loads the kernel) serves it.
     script = textwrap.dedent(f"""
         import numpy as np, tensorflow as tf
@@ -153,6 +155,61 @@ def test_exports_hold_no_compiled_op(library, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _standardize_reference(kernel, upstream):
+    """float64 Weight Standardization per output channel and its gradient."""
+    axes = tuple(range(kernel.ndim - 1))
+    mean = kernel.mean(axis=axes, keepdims=True)
+    rstd = 1.0 / np.sqrt(kernel.var(axis=axes, keepdims=True) + 1e-10)
+    what = (kernel - mean) * rstd
+    grad = rstd * (upstream - upstream.mean(axis=axes, keepdims=True)
+                   - what * (upstream * what).mean(axis=axes, keepdims=True))
+    return what, grad
+
+
+# A 3x3 kernel, rows not a multiple of the work block, a 7x7 stem, a 1x1 with many rows.
+KERNELS = [(3, 3, 16, 32), (1, 1, 100, 24), (7, 7, 3, 64), (1, 1, 1024, 8)]
+
+
+@pytest.mark.parametrize("shape", KERNELS)
+def test_compiled_standardization_matches_float64(library, shape):
+    rng = np.random.default_rng(sum(shape))
+    kernel = rng.normal(0.2, 1.5, shape)
+    upstream = rng.normal(0, 1, shape)
+    want, want_grad = _standardize_reference(kernel, upstream)
+    k = tf.constant(kernel, tf.float32)
+    with fused.use(True), tf.GradientTape() as tape:
+        tape.watch(k)
+        got = layers.standardize_kernel(k)
+        loss = tf.reduce_sum(got * upstream.astype(np.float32))
+    grad = tape.gradient(loss, k)
+    assert rel_err(np.asarray(got, np.float64), want) < 2e-6
+    assert rel_err(np.asarray(grad, np.float64), want_grad) < 2e-5
+    # bfloat16 written directly: the float32 result rounded once, to nearest even.
+    with fused.use(True):
+        direct = layers.standardize_kernel(k, dtype="bfloat16")
+    assert direct.dtype == tf.bfloat16
+    np.testing.assert_array_equal(np.asarray(tf.cast(direct, tf.float32)),
+                                  np.asarray(tf.cast(tf.cast(got, tf.bfloat16), tf.float32)))
+
+
+def test_the_standardization_kernel_is_what_runs_and_can_be_turned_off(library):
+    conv = layers.StandardizedConv2D(8, 3, use_bias=False)
+    x = tf.random.normal((1, 5, 5, 4))
+    conv(x)
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(conv(x))
+        return tape.gradient(y, conv.kernel)
+
+    with fused.use(True):
+        on = _op_types(step, x)
+    with fused.use(False):
+        off = _op_types(step, x)
+    assert {"BitKerasStandardize", "BitKerasStandardizeGrad"} <= on
+    assert not {t for t in off if t.startswith("BitKeras")}
 
 
 def test_without_a_compiler_group_norm_falls_back_to_tensorflow_ops(tmp_path):
@@ -171,7 +228,7 @@ def test_without_a_compiler_group_norm_falls_back_to_tensorflow_ops(tmp_path):
     status, value = done.stdout.strip().splitlines()[-2:]
     assert status.startswith("unavailable: no C++ compiler 'no-such-compiler'")
     assert float(value) == 0.0  # a constant input normalizes to beta = 0
-    assert "GroupNorm runs on TensorFlow ops" in done.stderr
+    assert "GroupNorm and Weight Standardization run on TensorFlow ops" in done.stderr
     assert not os.listdir(tmp_path)  # no half-built file left
 
 
@@ -188,3 +245,19 @@ def test_a_build_failure_leaves_no_file_and_is_reported(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "failed to build" in done.stdout and "pretend" in done.stdout
     assert os.listdir(tmp_path / "k") == []
+
+
+def test_xla_compiled_functions_use_the_tensorflow_ops(library):
+    # XLA cannot compile a custom op: inside jit_compile the layers take the TensorFlow ops.
+    conv = layers.StandardizedConv2D(8, 3, use_bias=False)
+    gn = layers.GroupNormalization(4, activation="relu")
+    x = tf.random.normal((2, 6, 6, 4))
+
+    def f(x):
+        return gn(conv(x))
+
+    want = f(x)
+    got = tf.function(f, jit_compile=True)(x)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
+    assert not {t for t in _op_types(tf.function(f, jit_compile=True), x)
+                if t.startswith("BitKeras")}

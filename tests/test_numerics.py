@@ -14,16 +14,17 @@ def rel_err(a, b):
 
 
 @pytest.fixture(params=["compiled", "tensorflow"])
-def gn_kernel(request):
-    """Runs a GroupNorm test on the compiled kernel and on the TensorFlow ops (fused.py)."""
+def kernel_path(request):
+    """Runs a GroupNorm or Weight Standardization test on the compiled kernels and on the
+    TensorFlow ops (bit_keras/layers/fused.py)."""
     compiled = request.param == "compiled"
     if compiled and layers.fused.library() is None:
-        pytest.fail(f"the compiled GroupNorm kernel is unavailable: {layers.fused.status()}")
+        pytest.fail(f"the compiled kernels are unavailable: {layers.fused.status()}")
     with layers.fused.use(compiled):
         yield request.param
 
 
-def test_standardized_conv_matches_numpy():
+def test_standardized_conv_matches_numpy(kernel_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 9, 9, 5)).astype(np.float32)
     conv = layers.StandardizedConv2D(7, 3, strides=2, use_bias=False)
@@ -96,7 +97,7 @@ def test_given_standardized_kernels_replace_the_standardization_in_this_thread_o
     np.testing.assert_array_equal(np.asarray(conv(x)), own)  # and after the context
 
 
-def test_mixed_precision_standardizes_the_float32_kernel_and_rounds_once():
+def test_mixed_precision_standardizes_the_float32_kernel_and_rounds_once(kernel_path):
     # Keras would hand call() the kernel already rounded to bfloat16; the standardization
     # must see the float32 weights, inside call() as outside (batch_split, folding).
     rng = np.random.default_rng(3)
@@ -105,7 +106,7 @@ def test_mixed_precision_standardizes_the_float32_kernel_and_rounds_once():
     conv.build(x.shape)
     conv.kernel.assign(rng.normal(0.3, 1.0, (3, 3, 8, 16)).astype(np.float32))
     got = np.asarray(tf.cast(conv(x), tf.float32))
-    kernel = conv.kernel.numpy()
+    kernel = tf.constant(conv.kernel.numpy())  # a tensor: the path under test takes it
 
     def conv_bf16(k):
         return np.asarray(tf.cast(tf.nn.conv2d(tf.cast(x, tf.bfloat16), tf.cast(k, tf.bfloat16),
@@ -118,18 +119,18 @@ def test_mixed_precision_standardizes_the_float32_kernel_and_rounds_once():
                                   np.asarray(layers.standardize_kernel(kernel)))
 
 
-def test_ws_epsilon_is_the_official_one():
+def test_ws_epsilon_is_the_official_one(kernel_path):
     # A near-constant kernel: 1e-10 (official) and 1e-8 (timm) give clearly different outputs.
     assert layers.WS_EPSILON == 1e-10
     kernel = np.random.default_rng(0).normal(0, 1e-5, (1, 1, 16, 1)).astype(np.float32)
-    got = np.asarray(layers.standardize_kernel(kernel))
+    got = np.asarray(layers.standardize_kernel(tf.constant(kernel)))
     want = numpy_bit.standardize(kernel, eps=1e-10)
     wrong = numpy_bit.standardize(kernel, eps=1e-8)
     assert np.allclose(got, want, rtol=1e-3)
     assert not np.allclose(got, wrong, rtol=1e-2)
 
 
-def test_group_norm_matches_numpy(gn_kernel):
+def test_group_norm_matches_numpy(kernel_path):
     rng = np.random.default_rng(0)
     x = rng.normal(3.0, 2.0, (2, 5, 6, 64)).astype(np.float32)
     gn = layers.GroupNormalization(32, activation="relu")
@@ -156,7 +157,7 @@ def _numeric_gradients(f, arrays, eps=1e-6):
 
 
 @pytest.mark.parametrize("relu,groups", [(True, 4), (False, 8)])
-def test_group_norm_gradients_match_numpy_finite_differences(relu, groups, gn_kernel):
+def test_group_norm_gradients_match_numpy_finite_differences(relu, groups, kernel_path):
     # The layer's gradient is written out by hand (layers._group_norm_backward); check it
     # for the input, gamma and beta against float64 central differences of the NumPy
     # reference, with a weighted-sum loss so every output position matters.
@@ -184,7 +185,7 @@ def test_group_norm_gradients_match_numpy_finite_differences(relu, groups, gn_ke
         assert rel_err(np.asarray(g), w) < 1e-4, name
 
 
-def test_group_norm_gradient_under_bfloat16_is_rounded_only_once(gn_kernel):
+def test_group_norm_gradient_under_bfloat16_is_rounded_only_once(kernel_path):
     # Mixed precision: activations and the incoming gradient are bfloat16, but the backward
     # arithmetic is float32, so the input gradient is exact up to its final rounding to
     # bfloat16 (half a unit, 2^-9 relative). Doing the backward in bfloat16 gives ~7e-3.
@@ -204,7 +205,7 @@ def test_group_norm_gradient_under_bfloat16_is_rounded_only_once(gn_kernel):
     assert rel_err(np.asarray(tape.gradient(value, inputs)), want) < 4e-3
 
 
-def test_group_norm_epsilon_is_bits_not_keras_default(gn_kernel):
+def test_group_norm_epsilon_is_bits_not_keras_default(kernel_path):
     assert layers.GN_EPSILON == 1e-5
     # Small-variance groups: eps 1e-3 would shrink the output visibly.
     x = np.random.default_rng(0).normal(0, 0.01, (1, 4, 4, 32)).astype(np.float32)
@@ -215,7 +216,7 @@ def test_group_norm_epsilon_is_bits_not_keras_default(gn_kernel):
     assert rel_err(got, wrong) > 0.1
 
 
-def test_group_norm_statistics_stay_float32_under_bfloat16(gn_kernel):
+def test_group_norm_statistics_stay_float32_under_bfloat16(kernel_path):
     # A large mean and small spread: bfloat16 statistics (8 bits of mantissa) lose the spread
     # entirely; float32 statistics keep it.
     rng = np.random.default_rng(0)

@@ -10,6 +10,7 @@ from bit_keras import classes
 from bit_keras.exporter import fold
 from bit_keras.exporter import module as bit_module
 from bit_keras.exporter import signatures as sigs
+from bit_keras.layers import fused
 from bit_keras.models import network as bit_model
 from bit_keras.models import variants
 from bit_keras.utils import atomic, checks
@@ -153,7 +154,8 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
                 f.write("\n".join(labels_names) + "\n")
         root = bit_module.BitModule(net, kind, image_size, labels_path, top_k, label_scores,
                                     trainable=not fold_standardization)
-        tf.saved_model.save(root, tmp, signatures=root.signatures())
+        with fused.use(False):  # plain TensorFlow ops only: the artefact runs anywhere
+            tf.saved_model.save(root, tmp, signatures=root.signatures())
         metadata = _metadata(model, net, kind, image_size, labels_names, top_k, label_scores,
                              fold_standardization)
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from bit_keras.exporter import module as bit_module
 from bit_keras.exporter import representative
 from bit_keras.exporter.saved_model import default_image_size
+from bit_keras.layers import fused
 from bit_keras.utils import atomic, checks
 
 QUANTIZE = (None, "float16", "dynamic_int8", "int8")
@@ -72,7 +73,8 @@ def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=F
     if quantize == "int8":
         calibration = representative.images(representative_data, representative_images,
                                             image_size or default_image_size(model))
-    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved:
+    # Plain TensorFlow ops only (bit_keras.layers.fused): the converter knows no others.
+    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved, fused.use(False):
         archive = keras.export.ExportArchive()
         archive.track(net)
         archive.add_endpoint(

@@ -1,16 +1,19 @@
-"""The compiled GroupNorm (+ ReLU) kernel: built from source on first use, or not used.
+"""The compiled BiT kernels: built from source on first use, or not used.
 
-``kernels/group_norm.cc`` is a TensorFlow CPU op doing GroupNorm's forward pass and its
-gradient in two memory passes each (the TensorFlow ops of ``group_norm.py`` take five and
-seven). It ships as source: the first GroupNorm call of a process compiles it with the
+Two TensorFlow CPU ops, each with its gradient, in two memory passes each where the
+TensorFlow ops take five to seven: GroupNorm (+ ReLU) (``kernels/group_norm.cc``, for
+``group_norm.py``) and Weight Standardization (``kernels/standardize.cc``, for
+``standardized_conv.py``, writing the bfloat16 kernel directly under mixed precision).
+They ship as source: the first BiT layer call of a process compiles them with the
 C++ compiler (``$CXX``, default ``g++``) against the installed TensorFlow's headers, once per
 TensorFlow version, source and CPU, into ``$BIT_KERAS_KERNEL_DIR`` (default
 ``~/.cache/bit_keras/kernels``); about 15 s, logged. Where that cannot be done (no
-compiler, a failed build, a GPU, ``BIT_KERAS_FUSED_KERNELS=0``) GroupNorm runs on the
-TensorFlow ops instead, which compute the same function (tests/test_fused_kernels.py).
+compiler, a failed build, a GPU, ``BIT_KERAS_FUSED_KERNELS=0``) the layers run on the
+TensorFlow ops instead, which compute the same function (tests/test_fused_kernels.py);
+so do functions compiled with XLA (``jit_compile=True``), which cannot run a custom op.
 
-Exports never hold it: they trace GroupNorm with ``hand_written_gradient=False``, which is
-always the TensorFlow ops, so a SavedModel or TFLite file runs anywhere.
+Exports never hold them: ``bit_keras.export`` and ``export_tflite`` trace inside
+``use(False)``, so a SavedModel or TFLite file holds plain TensorFlow ops and runs anywhere.
 """
 
 import contextlib
@@ -24,7 +27,9 @@ import threading
 
 from absl import logging
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels", "group_norm.cc")
+KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
+SOURCES = tuple(os.path.join(KERNELS, name) for name in ("group_norm.cc", "standardize.cc"))
+HEADERS = (os.path.join(KERNELS, "common.h"),)
 ENV = "BIT_KERAS_FUSED_KERNELS"
 DIR_ENV = "BIT_KERAS_KERNEL_DIR"
 # -march=native: the file is built on the machine that runs it (the CPU is in the cache key).
@@ -37,7 +42,7 @@ _state = {"library": None, "tried": False, "error": None, "forced": None}
 
 
 def enabled():
-    """Whether GroupNorm may use the compiled kernel in this process (before building it)."""
+    """Whether the layers may use the compiled kernels in this process (before building)."""
     if _state["forced"] is not None:
         return _state["forced"]
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
@@ -45,7 +50,7 @@ def enabled():
 
 @contextlib.contextmanager
 def use(on):
-    """Within this context, GroupNorm layers traced in it use (``True``) or avoid the kernel.
+    """Within this context, BiT layers traced or run in it use (``True``) or avoid the kernels.
 
     Example:
 
@@ -70,13 +75,23 @@ def library():
                 _state["library"] = _load()
             except (OSError, RuntimeError, subprocess.SubprocessError) as e:
                 _state["error"] = str(e)
-                logging.warning("bit_keras: GroupNorm runs on TensorFlow ops (slower): the "
-                                "compiled kernel is unavailable: %s", e)
+                logging.warning("bit_keras: GroupNorm and Weight Standardization run on "
+                                "TensorFlow ops (slower): the compiled kernels are "
+                                "unavailable: %s", e)
         return _state["library"]
 
 
+def for_here():
+    """``library()``, or None inside an XLA-compiled function (XLA knows no custom op)."""
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_util
+    if control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()):
+        return None
+    return library()
+
+
 def status():
-    """A one-line account of the kernel in this process, for logs and benchmark reports."""
+    """A one-line account of the kernels in this process, for logs and benchmark reports."""
     if not enabled():
         return f"off ({ENV}=0 or fused.use(False))"
     if not _state["tried"]:
@@ -96,14 +111,16 @@ def _load():
     import tensorflow as tf
     if tf.config.list_physical_devices("GPU"):
         raise RuntimeError("a GPU is visible, and the kernel is CPU-only")
-    with open(SOURCE, "rb") as f:
-        source = f.read()
-    parts = [source, tf.__version__, _cpu_key(), os.environ.get("CXX", "g++"), sys.version]
+    sources = []
+    for name in SOURCES + HEADERS:
+        with open(name, "rb") as f:
+            sources.append(f.read())
+    parts = [*sources, tf.__version__, _cpu_key(), os.environ.get("CXX", "g++"), sys.version]
     key = hashlib.sha256(b"\0".join(
         p if isinstance(p, bytes) else p.encode() for p in parts)).hexdigest()[:16]
     folder = os.environ.get(DIR_ENV) or os.path.join(
         os.path.expanduser("~"), ".cache", "bit_keras", "kernels")
-    path = os.path.join(folder, f"group_norm-{key}.so")
+    path = os.path.join(folder, f"bit_keras_kernels-{key}.so")
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
         _build(path, tf)
@@ -114,18 +131,18 @@ def _build(path, tf):
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX to one)")
-    logging.info("bit_keras: compiling the GroupNorm kernel (once per machine, ~15 s) into %s",
-                 path)
+    logging.info("bit_keras: compiling the GroupNorm and Weight Standardization kernels "
+                 "(once per machine, ~15 s) into %s", path)
     errors = []
     for flags in (NATIVE_FLAGS, PORTABLE_FLAGS):
         handle, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
         os.close(handle)
         command = [compiler, *flags, "-shared", "-fPIC", "-w", *tf.sysconfig.get_compile_flags(),
-                   SOURCE, "-o", tmp, *tf.sysconfig.get_link_flags()]
+                   *SOURCES, "-o", tmp, *tf.sysconfig.get_link_flags()]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if done.returncode == 0:
             os.replace(tmp, path)  # whole or not at all, even with builds racing
             return
         os.remove(tmp)
         errors.append(done.stderr.strip().splitlines()[-1:] or ["(no output)"])
-    raise RuntimeError(f"{compiler} failed to build {SOURCE}: {errors}")
+    raise RuntimeError(f"{compiler} failed to build {KERNELS}: {errors}")

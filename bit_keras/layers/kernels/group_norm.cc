@@ -15,7 +15,7 @@
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/util/work_sharder.h"
+#include "common.h"
 
 namespace bit_keras {
 namespace {
@@ -28,66 +28,14 @@ using tensorflow::TensorShape;
 
 constexpr int64_t kBlock = 32;  // pixels per work item
 
-struct Float32 {
-  using Stored = float;
-  static inline float Load(const Stored* p, int64_t i) { return p[i]; }
-  static inline void Store(Stored* p, int64_t i, float v) { p[i] = v; }
-};
-
-struct BFloat16 {  // bfloat16 stored as its upper 16 bits; rounding to nearest even
-  using Stored = uint16_t;
-  static inline float Load(const Stored* p, int64_t i) {
-    uint32_t u = static_cast<uint32_t>(p[i]) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  static inline void Store(Stored* p, int64_t i, float v) {
-    uint32_t u;
-    std::memcpy(&u, &v, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) {
-      p[i] = static_cast<uint16_t>((u >> 16) | 0x40u);  // a quiet NaN
-      return;
-    }
-    u += 0x7fffu + ((u >> 16) & 1u);
-    p[i] = static_cast<uint16_t>(u >> 16);
-  }
-};
-
-template <typename T>
-struct Traits;
-template <>
-struct Traits<float> {
-  using Io = Float32;
-};
-template <>
-struct Traits<tensorflow::bfloat16> {
-  using Io = BFloat16;
-};
-
-template <typename T>
-typename Traits<T>::Io::Stored* Data(Tensor* t) {
-  return reinterpret_cast<typename Traits<T>::Io::Stored*>(t->flat<T>().data());
-}
-template <typename T>
-const typename Traits<T>::Io::Stored* Data(const Tensor& t) {
-  return reinterpret_cast<const typename Traits<T>::Io::Stored*>(t.flat<T>().data());
-}
+using kernels::Data;
+using kernels::Traits;
 
 // Runs fn(n, first_pixel, end_pixel, block_index) over every block of every sample.
 template <typename Fn>
 void ForEachBlock(OpKernelContext* ctx, int64_t n, int64_t p, int64_t c, Fn fn) {
-  const int64_t blocks = (p + kBlock - 1) / kBlock;
-  auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-  tensorflow::Shard(workers->num_threads, workers->workers, n * blocks, kBlock * c * 4,
-                    [&](int64_t begin, int64_t end) {
-                      for (int64_t item = begin; item < end; ++item) {
-                        const int64_t i = item / blocks, b = item % blocks;
-                        fn(i, b * kBlock, std::min(p, (b + 1) * kBlock), b);
-                      }
-                    });
+  kernels::ForEachBlock(ctx, n, p, kBlock, c, fn);
 }
-
 
 // scale = gamma * rstd and offset = beta - mean * scale per (sample, channel), in float32.
 void ScaleAndOffset(const float* mean, const float* rstd, const float* gamma, const float* beta,
@@ -407,16 +355,6 @@ REGISTER_OP("BitKerasGroupNormGrad")
       return absl::OkStatus();
     });
 
-#define REGISTER(T)                                                                   \
-  REGISTER_KERNEL_BUILDER(                                                            \
-      Name("BitKerasGroupNorm").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
-      GroupNormOp<T>);                                                                \
-  REGISTER_KERNEL_BUILDER(Name("BitKerasGroupNormGrad")                               \
-                              .Device(tensorflow::DEVICE_CPU)                         \
-                              .TypeConstraint<T>("T"),                                \
-                          GroupNormGradOp<T>);
-REGISTER(float)
-REGISTER(tensorflow::bfloat16)
-#undef REGISTER
+BIT_KERAS_REGISTER("BitKerasGroupNorm", GroupNormOp, "BitKerasGroupNormGrad", GroupNormGradOp)
 
 }  // namespace bit_keras
