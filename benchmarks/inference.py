@@ -1,8 +1,8 @@
 """Inference images/second: the Keras model, the exported SavedModel and TFLite, vs the reference.
 
-Every model and artefact is built once; for each batch size the routes and the machine's
-matmul ceilings are timed side by side (``timing.interleaved``). Before timing, each route's
-logits are compared with the float32 Keras model's, so that no fast-but-wrong route counts.
+Every model and artefact is built once; for each batch size the routes (and timm's, when it
+is timed) run side by side (``timing.interleaved``). Before timing, each route's logits are
+compared with the float32 reference's, so that no fast-but-wrong route counts.
 """
 
 import os

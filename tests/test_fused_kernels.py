@@ -261,3 +261,23 @@ def test_xla_compiled_functions_use_the_tensorflow_ops(library):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
     assert not {t for t in _op_types(tf.function(f, jit_compile=True), x)
                 if t.startswith("BitKeras")}
+
+
+def test_a_damaged_cached_build_is_built_again(tmp_path):
+    script = textwrap.dedent("""
+        import os, numpy as np, bit_keras
+        from bit_keras.layers import fused
+        path = fused.library_path()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(b"not a shared library")  # e.g. a disk that filled up
+        bit_keras.layers.GroupNormalization(4)(np.ones((1, 2, 2, 8), np.float32))
+        print(fused.status())
+        print(os.path.getsize(path) > 10000)
+    """)
+    env = {**os.environ, "BIT_KERAS_KERNEL_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["on", "True"]
+    assert "rebuilding the damaged kernel file" in done.stderr

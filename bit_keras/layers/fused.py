@@ -107,10 +107,9 @@ def _cpu_key():
         return ""
 
 
-def _load():
+def library_path():
+    """Where this machine's build of the kernels is (or will be) cached."""
     import tensorflow as tf
-    if tf.config.list_physical_devices("GPU"):
-        raise RuntimeError("a GPU is visible, and the kernel is CPU-only")
     sources = []
     for name in SOURCES + HEADERS:
         with open(name, "rb") as f:
@@ -120,11 +119,26 @@ def _load():
         p if isinstance(p, bytes) else p.encode() for p in parts)).hexdigest()[:16]
     folder = os.environ.get(DIR_ENV) or os.path.join(
         os.path.expanduser("~"), ".cache", "bit_keras", "kernels")
-    path = os.path.join(folder, f"bit_keras_kernels-{key}.so")
-    if not os.path.exists(path):
-        os.makedirs(folder, exist_ok=True)
-        _build(path, tf)
-    return tf.load_op_library(path)
+    return os.path.join(folder, f"bit_keras_kernels-{key}.so")
+
+
+def _load():
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        raise RuntimeError("a GPU is visible, and the kernel is CPU-only")
+    path = library_path()
+    if os.path.exists(path):
+        try:
+            return tf.load_op_library(path)
+        except tf.errors.OpError as e:  # a damaged cache entry: built again below
+            logging.warning("bit_keras: rebuilding the damaged kernel file %s (%s)", path,
+                            str(e).strip().splitlines()[-1:])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    _build(path, tf)
+    try:
+        return tf.load_op_library(path)
+    except tf.errors.OpError as e:
+        raise RuntimeError(f"the built {path} does not load: {e}") from e
 
 
 def _build(path, tf):
