@@ -281,3 +281,37 @@ def test_a_damaged_cached_build_is_built_again(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["on", "True"]
     assert "rebuilding the damaged kernel file" in done.stderr
+
+
+def test_results_do_not_depend_on_the_thread_count(library, tmp_path):
+    # Fixed work blocks, partial sums added in block order: one thread or two, same bits.
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+        from bit_keras import layers
+        rng = np.random.default_rng(0)
+        x = tf.constant(rng.normal(0.5, 2.0, (3, 17, 19, 64)).astype(np.float32))
+        k = tf.constant(rng.normal(0.1, 1.0, (3, 3, 64, 128)).astype(np.float32))
+        u = rng.normal(size=x.shape).astype(np.float32)
+        v = rng.normal(size=k.shape).astype(np.float32)
+        gn = layers.GroupNormalization(32, activation="relu")
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = gn(x)
+            w = layers.standardize_kernel(k)
+            loss = tf.reduce_sum(y * u) + tf.reduce_sum(w * v)
+        grads = tape.gradient(loss, [x, k, gn.gamma, gn.beta])
+        assert layers.fused.status() == "on"
+        np.savez(sys.argv[2], y=np.asarray(y), w=np.asarray(w), *[np.asarray(g) for g in grads])
+    """)
+    outputs = []
+    for threads in (1, 2):
+        out = tmp_path / f"out{threads}.npz"
+        done = subprocess.run([sys.executable, "-c", script, str(threads), str(out)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(np.load(out))
+    for name in outputs[0].files:
+        np.testing.assert_array_equal(outputs[0][name], outputs[1][name], err_msg=name)
