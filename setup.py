@@ -33,6 +33,6 @@ setup(
     entry_points={"console_scripts": ["bit-keras = bit_keras.cli:main"]},
     include_package_data=True,
     package_data={"bit_keras.classes": ["*.tsv", "*.tsv.gz"],
-                  "bit_keras.layers": ["kernels/*.cc"]},
+                  "bit_keras.layers": ["kernels/*.cc", "kernels/*.h"]},
     license="Apache-2.0",
 )

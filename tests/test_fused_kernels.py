@@ -106,8 +106,12 @@ def test_bfloat16_kernel_rounds_once(library):
     want = _reference(x, gamma, beta, 8, True, upstream)
     with fused.use(True):
         got = _layer_outputs(x, gamma, beta, 8, True, upstream, dtype="mixed_bfloat16")
+        as_float32 = _layer_outputs(x, gamma, beta, 8, True, upstream)
     assert rel_err(got[0], want[0]) < 2 ** -8  # half a bfloat16 unit, plus float32 noise
     assert rel_err(got[1], want[1]) < 4e-3
+    # Rounded once: the float32 kernel's output on the same values, rounded to bfloat16.
+    np.testing.assert_array_equal(
+        got[0], np.asarray(tf.cast(tf.cast(as_float32[0], tf.bfloat16), tf.float64)))
 
 
 def _op_types(fn, *args):
@@ -281,6 +285,7 @@ def test_a_damaged_cached_build_is_built_again(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["on", "True"]
     assert "rebuilding the damaged kernel file" in done.stderr
+    assert "compiling the GroupNorm and Weight Standardization kernels" in done.stderr
 
 
 def test_results_do_not_depend_on_the_thread_count(library, tmp_path):
@@ -315,3 +320,83 @@ def test_results_do_not_depend_on_the_thread_count(library, tmp_path):
         outputs.append(np.load(out))
     for name in outputs[0].files:
         np.testing.assert_array_equal(outputs[0][name], outputs[1][name], err_msg=name)
+
+
+def test_bfloat16_residual_add_is_eigens_sum_bit_for_bit(library):
+    rng = np.random.default_rng(5)
+    a = tf.cast(rng.normal(0, 3, (2, 7, 9, 48)), tf.bfloat16)
+    b = tf.cast(rng.normal(0, 3, (2, 7, 9, 48)), tf.bfloat16)
+    add = layers.ResidualAdd(dtype="mixed_bfloat16")
+
+    def f(a, b):
+        with tf.GradientTape() as tape:
+            tape.watch([a, b])
+            y = add([a, b])
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * 3.0)
+        return y, tape.gradient(loss, [a, b])
+
+    with fused.use(True):
+        y, grads = f(a, b)
+        on = _op_types(f, a, b)
+    with fused.use(False):
+        want, want_grads = f(a, b)
+    assert "BitKerasAdd" in on and y.dtype == tf.bfloat16
+    np.testing.assert_array_equal(np.asarray(tf.cast(y, tf.float32)),
+                                  np.asarray(tf.cast(want, tf.float32)))
+    for g, w in zip(grads, want_grads):
+        np.testing.assert_array_equal(np.asarray(tf.cast(g, tf.float32)),
+                                      np.asarray(tf.cast(w, tf.float32)))
+    # float32, or shapes that broadcast, are keras.layers.Add's own.
+    assert "BitKerasAdd" not in _op_types(lambda a, b: layers.ResidualAdd()([a, b]),
+                                          tf.cast(a, tf.float32), tf.cast(b, tf.float32))
+
+
+def test_the_ops_refuse_parameters_of_the_wrong_size(library):
+    x = tf.zeros((1, 4, 8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="gamma must hold 8 values"):
+        library.bit_keras_group_norm(x, tf.ones(4), tf.zeros(8), groups=4, epsilon=1e-5,
+                                     relu=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="do not divide by groups=3"):
+        library.bit_keras_group_norm(x, tf.ones(8), tf.zeros(8), groups=3, epsilon=1e-5,
+                                     relu=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="mean must hold 3 values"):
+        library.bit_keras_standardize_grad(tf.zeros((2, 3)), tf.zeros((2, 3)), tf.zeros(2),
+                                           tf.ones(3))
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="rank"):
+        library.bit_keras_standardize(tf.zeros(()), T=tf.float32, epsilon=1e-10)
+
+
+def test_an_open_use_false_wins_whatever_other_threads_do(library):
+    import threading
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with fused.use(True):
+            inside.set()
+            leave.wait(30)
+
+    with fused.use(False):
+        thread = threading.Thread(target=other)
+        thread.start()
+        inside.wait(30)
+        assert not fused.enabled()  # the other thread's use(True) does not undo it
+        leave.set()
+        thread.join()
+        assert not fused.enabled()
+    assert fused.enabled()
+
+
+def test_second_order_gradients_under_use_false(library):
+    # The kernels' gradients are not differentiable themselves; the TensorFlow ops are.
+    gn = layers.GroupNormalization(4, activation="relu")
+    x = tf.random.normal((2, 3, 3, 8))
+    gn(x)
+    with fused.use(False):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = tf.reduce_sum(gn(x) ** 2)
+            g = inner.gradient(y, x)
+            penalty = tf.reduce_sum(g ** 2)
+        assert outer.gradient(penalty, gn.gamma) is not None

@@ -152,9 +152,9 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
             labels_path = os.path.join(labels_dir, "labels.txt")
             with open(labels_path, "w", encoding="utf-8") as f:
                 f.write("\n".join(labels_names) + "\n")
-        root = bit_module.BitModule(net, kind, image_size, labels_path, top_k, label_scores,
-                                    trainable=not fold_standardization)
-        with fused.use(False):  # plain TensorFlow ops only: the artefact runs anywhere
+        with fused.use(False):  # traced and saved as plain TensorFlow ops: runs anywhere
+            root = bit_module.BitModule(net, kind, image_size, labels_path, top_k,
+                                        label_scores, trainable=not fold_standardization)
             tf.saved_model.save(root, tmp, signatures=root.signatures())
         metadata = _metadata(model, net, kind, image_size, labels_names, top_k, label_scores,
                              fold_standardization)

@@ -6,6 +6,7 @@ numerics of ``docs/design.md`` ("The BiT model").
 
 from bit_keras.layers import fused
 from bit_keras.layers.group_norm import GN_EPSILON, GN_GROUPS, GroupNormalization
+from bit_keras.layers.residual_add import ResidualAdd
 from bit_keras.layers.standardized_conv import (
                                                 WS_EPSILON,
                                                 StandardizedConv2D,
@@ -13,5 +14,5 @@ from bit_keras.layers.standardized_conv import (
                                                 standardize_kernel,
 )
 
-__all__ = ["GN_EPSILON", "GN_GROUPS", "GroupNormalization", "StandardizedConv2D", "WS_EPSILON", "fused",
-           "given_standardized_kernels", "standardize_kernel"]
+__all__ = ["GN_EPSILON", "GN_GROUPS", "GroupNormalization", "ResidualAdd", "StandardizedConv2D",
+           "WS_EPSILON", "fused", "given_standardized_kernels", "standardize_kernel"]

@@ -3,7 +3,8 @@
 Two TensorFlow CPU ops, each with its gradient, in two memory passes each where the
 TensorFlow ops take five to seven: GroupNorm (+ ReLU) (``kernels/group_norm.cc``, for
 ``group_norm.py``) and Weight Standardization (``kernels/standardize.cc``, for
-``standardized_conv.py``, writing the bfloat16 kernel directly under mixed precision).
+``standardized_conv.py``, writing the bfloat16 kernel directly under mixed precision); and
+a vectorized bfloat16 residual addition (``kernels/add.cc``, for ``residual_add.py``).
 They ship as source: the first BiT layer call of a process compiles them with the
 C++ compiler (``$CXX``, default ``g++``) against the installed TensorFlow's headers, once per
 TensorFlow version, source and CPU, into ``$BIT_KERAS_KERNEL_DIR`` (default
@@ -14,6 +15,8 @@ so do functions compiled with XLA (``jit_compile=True``), which cannot run a cus
 
 Exports never hold them: ``bit_keras.export`` and ``export_tflite`` trace inside
 ``use(False)``, so a SavedModel or TFLite file holds plain TensorFlow ops and runs anywhere.
+The kernels' gradients are not themselves differentiable: for second-order gradients
+(gradient penalties, Hessian-vector products) trace inside ``use(False)``.
 """
 
 import contextlib
@@ -28,7 +31,8 @@ import threading
 from absl import logging
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
-SOURCES = tuple(os.path.join(KERNELS, name) for name in ("group_norm.cc", "standardize.cc"))
+SOURCES = tuple(os.path.join(KERNELS, name)
+                for name in ("group_norm.cc", "standardize.cc", "add.cc"))
 HEADERS = (os.path.join(KERNELS, "common.h"),)
 ENV = "BIT_KERAS_FUSED_KERNELS"
 DIR_ENV = "BIT_KERAS_KERNEL_DIR"
@@ -38,30 +42,42 @@ NATIVE_FLAGS = ("-O3", "-march=native", "-mno-avx512fp16", "-mprefer-vector-widt
 PORTABLE_FLAGS = ("-O3",)
 
 _lock = threading.Lock()
-_state = {"library": None, "tried": False, "error": None, "forced": None}
+_state = {"library": None, "tried": False, "error": None}
+# Open use(False) and use(True) contexts, process-wide (strategy replicas trace in threads of
+# their own and must follow them); counted, so that contexts in two threads cannot undo
+# each other. Any open use(False) wins: an export must never trace the kernels.
+_open = {False: 0, True: 0}
 
 
 def enabled():
     """Whether the layers may use the compiled kernels in this process (before building)."""
-    if _state["forced"] is not None:
-        return _state["forced"]
+    if _open[False]:
+        return False
+    if _open[True]:
+        return True
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @contextlib.contextmanager
 def use(on):
-    """Within this context, BiT layers traced or run in it use (``True``) or avoid the kernels.
+    """Within this context, BiT layers traced or run use (``True``) or avoid the kernels.
+
+    Process-wide while open, in every thread; a ``use(False)`` anywhere wins over any
+    ``use(True)`` (exports open one). Functions traced inside keep what they traced.
 
     Example:
 
     >>> with bit_keras.layers.fused.use(False):
     ...     y = gn(x)  # the TensorFlow ops
     """
-    previous, _state["forced"] = _state["forced"], bool(on)
+    on = bool(on)
+    with _lock:
+        _open[on] += 1
     try:
         yield
     finally:
-        _state["forced"] = previous
+        with _lock:
+            _open[on] -= 1
 
 
 def library():
@@ -145,18 +161,24 @@ def _build(path, tf):
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C++ compiler {compiler!r} on PATH (set CXX to one)")
-    logging.info("bit_keras: compiling the GroupNorm and Weight Standardization kernels "
-                 "(once per machine, ~15 s) into %s", path)
+    # A warning, so that a ~15 s pause is explained at the default log level; once per machine.
+    logging.warning("bit_keras: compiling the GroupNorm and Weight Standardization kernels "
+                    "(once per machine and TensorFlow version, ~15 s) into %s", path)
     errors = []
     for flags in (NATIVE_FLAGS, PORTABLE_FLAGS):
         handle, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
         os.close(handle)
         command = [compiler, *flags, "-shared", "-fPIC", "-w", *tf.sysconfig.get_compile_flags(),
                    *SOURCES, "-o", tmp, *tf.sysconfig.get_link_flags()]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        if done.returncode == 0:
-            os.replace(tmp, path)  # whole or not at all, even with builds racing
-            return
-        os.remove(tmp)
-        errors.append(done.stderr.strip().splitlines()[-1:] or ["(no output)"])
-    raise RuntimeError(f"{compiler} failed to build {KERNELS}: {errors}")
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, errors="replace",
+                                  timeout=600)
+            if done.returncode == 0:
+                os.replace(tmp, path)  # whole or not at all, even with builds racing
+                return
+        finally:
+            if os.path.exists(tmp):  # a failed, timed-out or interrupted build leaves nothing
+                os.remove(tmp)
+        lines = done.stderr.strip().splitlines() or ["(no output)"]
+        errors.append(next((line.strip() for line in lines if "error" in line), lines[-1].strip()))
+    raise RuntimeError(f"{compiler} failed to build {KERNELS}: " + " | ".join(errors))

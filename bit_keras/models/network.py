@@ -48,7 +48,7 @@ def apply_unit(x, filters, strides, prefix, groups, dtype=None):
         y = _conv(filters, 3, strides, f"{prefix}_b_conv", dtype=dtype)(y)
     y = bit_layers.GroupNormalization(groups, activation="relu", name=f"{prefix}_c_gn", dtype=dtype)(y)
     y = _conv(filters * EXPANSION, 1, 1, f"{prefix}_c_conv", dtype=dtype)(y)
-    return keras.layers.Add(name=f"{prefix}_add", dtype=dtype)([y, shortcut])
+    return bit_layers.ResidualAdd(name=f"{prefix}_add", dtype=dtype)([y, shortcut])
 
 
 def apply_stem(x, filters, dtype=None):

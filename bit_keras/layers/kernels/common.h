@@ -13,6 +13,13 @@
 #include "tensorflow/core/util/work_sharder.h"
 
 namespace bit_keras {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+
 namespace kernels {
 
 struct Float32 {
@@ -75,6 +82,15 @@ void ForEachBlock(tensorflow::OpKernelContext* ctx, int64_t samples, int64_t len
                         fn(i, b * block, std::min(length, (b + 1) * block), b);
                       }
                     });
+}
+
+// Fails the op unless ``t`` holds ``count`` elements (parameters and statistics passed in).
+inline void CheckSize(tensorflow::OpKernelContext* ctx, const tensorflow::Tensor& t,
+                      int64_t count, const char* name) {
+  OP_REQUIRES(ctx, t.NumElements() == count,
+              tensorflow::errors::InvalidArgument(name, " must hold ", count,
+                                                  " values, got shape ",
+                                                  t.shape().DebugString()));
 }
 
 }  // namespace kernels

@@ -20,11 +20,6 @@
 namespace bit_keras {
 namespace {
 
-using tensorflow::OpKernel;
-using tensorflow::OpKernelConstruction;
-using tensorflow::OpKernelContext;
-using tensorflow::Tensor;
-using tensorflow::TensorShape;
 
 constexpr int64_t kBlock = 32;  // pixels per work item
 
@@ -143,6 +138,9 @@ class GroupNormOp : public OpKernel {
     if (!ctx->status().ok()) return;
     const int64_t n = x_t.dim_size(0), p = x_t.dim_size(1), c = x_t.dim_size(2);
     const int64_t g = groups_, cg = c / g, blocks = (p + kBlock - 1) / kBlock;
+    kernels::CheckSize(ctx, ctx->input(1), c, "gamma");
+    kernels::CheckSize(ctx, ctx->input(2), c, "beta");
+    if (!ctx->status().ok()) return;
     const float* gamma = ctx->input(1).flat<float>().data();
     const float* beta = ctx->input(2).flat<float>().data();
     Tensor* y_t = nullptr;
@@ -231,6 +229,11 @@ class GroupNormGradOp : public OpKernel {
                 tensorflow::errors::InvalidArgument("dy and x must have one shape"));
     const int64_t n = x_t.dim_size(0), p = x_t.dim_size(1), c = x_t.dim_size(2);
     const int64_t g = groups_, cg = c / g, blocks = (p + kBlock - 1) / kBlock;
+    kernels::CheckSize(ctx, ctx->input(2), n * g, "mean");
+    kernels::CheckSize(ctx, ctx->input(3), n * g, "rstd");
+    kernels::CheckSize(ctx, ctx->input(4), c, "gamma");
+    kernels::CheckSize(ctx, ctx->input(5), c, "beta");
+    if (!ctx->status().ok()) return;
     const float* mean = ctx->input(2).flat<float>().data();
     const float* rstd = ctx->input(3).flat<float>().data();
     const float* gamma = ctx->input(4).flat<float>().data();

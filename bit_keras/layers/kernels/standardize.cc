@@ -21,11 +21,6 @@
 namespace bit_keras {
 namespace {
 
-using tensorflow::OpKernel;
-using tensorflow::OpKernelConstruction;
-using tensorflow::OpKernelContext;
-using tensorflow::Tensor;
-using tensorflow::TensorShape;
 
 constexpr int64_t kRows = 64;  // rows per work item
 
@@ -136,6 +131,9 @@ class StandardizeGradOp : public OpKernel {
     using Io = typename Traits<T>::Io;
     const auto* g = Data<T>(g_t);
     const float* w = w_t.flat<float>().data();
+    kernels::CheckSize(ctx, ctx->input(2), cols, "mean");
+    kernels::CheckSize(ctx, ctx->input(3), cols, "rstd");
+    if (!ctx->status().ok()) return;
     const float* mean = ctx->input(2).flat<float>().data();
     const float* rstd = ctx->input(3).flat<float>().data();
     Tensor* dw_t = nullptr;
@@ -175,8 +173,10 @@ REGISTER_OP("BitKerasStandardize")
     .Attr("T: {float, bfloat16}")
     .Attr("epsilon: float")
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->input(0));
-      auto last = c->Dim(c->input(0), -1);
+      tensorflow::shape_inference::ShapeHandle kernel;
+      TF_RETURN_IF_ERROR(c->WithRankAtLeast(c->input(0), 2, &kernel));
+      c->set_output(0, kernel);
+      auto last = c->Dim(kernel, -1);
       c->set_output(1, c->Vector(last));
       c->set_output(2, c->Vector(last));
       return absl::OkStatus();
