@@ -64,8 +64,11 @@ def rel_err(got, want):
     return float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-30))
 
 
-def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
-    """dict ``"impl/route/dtype"`` -> factory(images) -> zero-argument callable."""
+def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES, timm=False):
+    """dict ``"impl/route/dtype"`` -> factory(images) -> zero-argument callable.
+
+    With ``timm``, also timm's BiT carrying the float32 model's weights (``peers``).
+    """
     os.makedirs(workdir, exist_ok=True)
     factories = {}
     for dtype in dtypes:
@@ -84,6 +87,9 @@ def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES):
         if "tflite" in routes and dtype == "float32":  # TFLite computes in float32 on CPU
             factories[f"bit_keras/tflite/{dtype}"] = tflite_route(
                 ours, os.path.join(workdir, f"bit_{dtype}.tflite"))
+        if timm and dtype == "float32":
+            from benchmarks import peers
+            factories.update(peers.inference_routes(ours, arch, bfloat16="bfloat16" in dtypes))
     return factories
 
 
@@ -107,11 +113,7 @@ def inference(arch, resolution, batches, workdir, reps=3, warmup=1,
         (rows, parity): table rows (``peak_pct`` is filled in by ``report.set_peak``), and
         each candidate's relative error against the float32 reference on the first batch.
     """
-    factories = build_routes(arch, workdir, dtypes, routes)
-    if timm:
-        from benchmarks import peers
-        ours = models.pair(arch, "float32", seed=0, include_reference=False)[0]
-        factories.update(peers.inference_routes(ours, arch, bfloat16="bfloat16" in dtypes))
+    factories = build_routes(arch, workdir, dtypes, routes, timm)
     probe = np.random.default_rng(1).uniform(
         0, 1, (max(batches), resolution, resolution, 3)).astype(np.float32)
     rows, parity = [], {}

@@ -82,18 +82,14 @@ def timm_copy(model, arch):
     """timm's BiT with ``model``'s weights (a bit_keras BiT of architecture ``arch``)."""
     import torch
 
+    from benchmarks import timing
     from bit_keras.checkpoints import keys, transfer
-    torch.set_num_threads(_cores())
+    torch.set_num_threads(timing.cores())
     peer = timm_bit(arch)
     state = {k: torch.from_numpy(np.ascontiguousarray(v, np.float32))
              for k, v in keys.official_to_timm(transfer.official_weights(model)).items()}
     peer.load_state_dict(state, strict=True)
     return peer.eval()
-
-
-def _cores():
-    from benchmarks import timing
-    return timing.cores()
 
 
 def _tensor(images, channels_last):

@@ -48,13 +48,16 @@ def _float(text):
         return None
 
 
-def peaks(dtypes, tries=5):
-    """The measured matmul peak per dtype (``timing.peak``) and the theoretical one."""
+def peaks(dtypes, machine_info, tries=5):
+    """The measured matmul peak per dtype (``timing.peak``) and the theoretical one.
+
+    ``machine_info`` is ``machine()``'s dict (its vendor and clock).
+    """
     from benchmarks import timing
     from bit_keras import runtime
-    m = machine()
     return {"measured": {d: timing.peak(d, tries=tries) for d in dtypes},
-            "theoretical": timing.theoretical_peak(runtime.cpu_flags(), m["vendor"], m["mhz"])}
+            "theoretical": timing.theoretical_peak(runtime.cpu_flags(), machine_info["vendor"],
+                                                   machine_info["mhz"])}
 
 
 def merge_peaks(first, second):

@@ -1,4 +1,4 @@
-"""The BiT benchmark: ``python -m benchmarks.run`` (full, ~20 min) or ``--tiny`` (seconds).
+"""The BiT benchmark: ``python -m benchmarks.run`` (full, 5-7 min) or ``--tiny`` (seconds).
 
 Measures in one run, side by side with a plain reference implementation (``reference.py``)
 and, when it is installed, timm's PyTorch BiT (``peers.py``; ``--peers``):
@@ -22,7 +22,7 @@ from absl import app, flags, logging
 
 from benchmarks import peers
 
-PEERS_LOADED = peers.preload()  # before TensorFlow: timm imported after it crashes
+peers.preload()  # before TensorFlow: timm imported after it crashes
 
 import bit_keras  # noqa: E402  before TensorFlow: it turns on oneDNN's kernels, as for users
 from benchmarks import inference  # noqa: E402
@@ -86,9 +86,9 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
         raise RuntimeError(f"timm cannot be timed: {peers.why_not()}")
     timm = peers.available() if timm is None else bool(timm)
     arch, start = config["arch"], time.time()
-    dtypes = ("float32", "bfloat16")
-    payload = {"machine": report.machine(), "config": config, "rows": [], "memory": [],
-               "parity": {}, "warmup": 1, "peak": report.peaks(dtypes, tries=2 if tiny else 5),
+    dtypes, tries, machine = ("float32", "bfloat16"), 2 if tiny else 5, report.machine()
+    payload = {"machine": machine, "config": config, "rows": [], "memory": [],
+               "parity": {}, "warmup": 1, "peak": report.peaks(dtypes, machine, tries),
                "timm": peers.versions() if timm else peers.why_not(),
                "group_norm_kernel": None}
     with tempfile.TemporaryDirectory(prefix="bit_bench_") as tmp:
@@ -116,8 +116,7 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
     if "parity" in sections:
         payload["parity"]["bfloat16"] = parity.bfloat16_parity(
             arch, config["inference_resolution"], images=config["parity_images"])
-    payload["peak"] = report.merge_peaks(payload["peak"],
-                                         report.peaks(dtypes, tries=2 if tiny else 5))
+    payload["peak"] = report.merge_peaks(payload["peak"], report.peaks(dtypes, machine, tries))
     report.set_peak(payload["rows"], payload["peak"])
     payload["group_norm_kernel"] = bit_keras.layers.fused.status()
     payload["targets"] = targets.check(payload)
@@ -129,7 +128,8 @@ def run(tiny=False, output="benchmark_results.json", reps=None, sections=SECTION
 
 def _progress(payload, start):
     from benchmarks import report
-    print(report.table(report.set_peak(payload["rows"], payload["peak"])), f"\n({time.time() - start:.0f} s so far)\n", flush=True)
+    rows = report.set_peak(payload["rows"], payload["peak"])
+    print(report.table(rows), f"\n({time.time() - start:.0f} s so far)\n", flush=True)
 
 
 FLAGS = flags.FLAGS

@@ -115,14 +115,6 @@ def status():
     return "on" if _state["library"] is not None else f"unavailable: {_state['error']}"
 
 
-def _cpu_key():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return ""
-
-
 def library_path():
     """Where this machine's build of the kernels is (or will be) cached."""
     import tensorflow as tf
@@ -130,7 +122,9 @@ def library_path():
     for name in SOURCES + HEADERS:
         with open(name, "rb") as f:
             sources.append(f.read())
-    parts = [*sources, tf.__version__, _cpu_key(), os.environ.get("CXX", "g++"), sys.version]
+    from bit_keras import runtime
+    cpu = " ".join(sorted(runtime.cpu_flags() or ()))
+    parts = [*sources, tf.__version__, cpu, os.environ.get("CXX", "g++"), sys.version]
     key = hashlib.sha256(b"\0".join(
         p if isinstance(p, bytes) else p.encode() for p in parts)).hexdigest()[:16]
     folder = os.environ.get(DIR_ENV) or os.path.join(

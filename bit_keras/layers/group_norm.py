@@ -102,40 +102,45 @@ def _group_norm(inputs, gamma, beta, groups, epsilon, relu, dtype, hand_written_
         raise ValueError(f"GroupNorm needs a static channel count divisible by groups={groups}. "
                          f"Received input shape {tuple(inputs.shape)}")
 
-    def forward(inputs, gamma, beta):
-        shape = tf.shape(inputs)
-        x = tf.reshape(inputs, (shape[0], -1, channels))  # (N, H*W, C)
-        outputs, mean, rstd = _group_norm_core(x, gamma, beta, groups, epsilon, relu, dtype)
-
-        def backward(upstream):
-            dx, dgamma, dbeta = _group_norm_backward(tf.reshape(upstream, tf.shape(x)), x, outputs, mean, rstd,
-                                     gamma, groups, relu)
-            return tf.reshape(dx, shape), dgamma, dbeta
-
-        return tf.reshape(outputs, shape), backward
-
-    if not hand_written_gradient:
-        return forward(inputs, gamma, beta)[0]
-    library = fused.for_here() if inputs.dtype in (tf.float32, tf.bfloat16) else None
+    library = None
+    if hand_written_gradient and inputs.dtype in (tf.float32, tf.bfloat16):
+        library = fused.for_here()
     if library is not None:
-        return tf.custom_gradient(_fused_forward(library, channels, groups, epsilon, relu))(
-            inputs, gamma, beta)
-    return tf.custom_gradient(forward)(inputs, gamma, beta)
+        def core(x, gamma, beta):  # the compiled kernel (fused.py)
+            return library.bit_keras_group_norm(x, gamma, beta, groups=groups, epsilon=epsilon,
+                                                relu=relu)
+
+        def grad(upstream, x, outputs, mean, rstd, gamma, beta):
+            return library.bit_keras_group_norm_grad(upstream, x, mean, rstd, gamma, beta,
+                                                     groups=groups, relu=relu)
+    else:
+        def core(x, gamma, beta):
+            return _group_norm_core(x, gamma, beta, groups, epsilon, relu, dtype)
+
+        def grad(upstream, x, outputs, mean, rstd, gamma, beta):
+            return _group_norm_backward(upstream, x, outputs, mean, rstd, gamma, groups, relu)
+
+    forward = _on_pixels(channels, core, grad)
+    if hand_written_gradient:
+        return tf.custom_gradient(forward)(inputs, gamma, beta)
+    return forward(inputs, gamma, beta)[0]
 
 
-def _fused_forward(library, channels, groups, epsilon, relu):
-    """The compiled kernel's forward function for ``tf.custom_gradient`` (see fused.py)."""
+def _on_pixels(channels, core, grad):
+    """A ``tf.custom_gradient`` forward running ``core`` and ``grad`` on an (N, H*W, C) view.
+
+    ``core(x, gamma, beta)`` gives (outputs, mean, rstd); ``grad(upstream, x, outputs, mean,
+    rstd, gamma, beta)`` gives (dx, dgamma, dbeta). A backward keeps only what ``grad`` uses.
+    """
 
     def forward(inputs, gamma, beta):
         shape = tf.shape(inputs)
         x = tf.reshape(inputs, (shape[0], -1, channels))
-        outputs, mean, rstd = library.bit_keras_group_norm(
-            x, gamma, beta, groups=groups, epsilon=epsilon, relu=relu)
+        outputs, mean, rstd = core(x, gamma, beta)
 
         def backward(upstream):
-            dx, dgamma, dbeta = library.bit_keras_group_norm_grad(
-                tf.reshape(upstream, tf.shape(x)), x, mean, rstd, gamma, beta,
-                groups=groups, relu=relu)
+            dx, dgamma, dbeta = grad(tf.reshape(upstream, tf.shape(x)), x, outputs, mean, rstd,
+                                     gamma, beta)
             return tf.reshape(dx, shape), dgamma, dbeta
 
         return tf.reshape(outputs, shape), backward

@@ -44,7 +44,7 @@ def standardize_kernel(kernel, epsilon=WS_EPSILON, dtype=None):
 
 
 def _fusable(kernel, dtype):
-    return (tf.is_tensor(kernel) and kernel.dtype == tf.float32 and fused.enabled()
+    return (tf.is_tensor(kernel) and kernel.dtype == tf.float32
             and (dtype is None or tf.as_dtype(dtype) in (tf.float32, tf.bfloat16)))
 
 
