@@ -25,10 +25,17 @@ setup(
         # tf-keras and tensorflow-hub only where Hub interoperability is offered and tested.
         "hub": ["tf-keras", "tensorflow-hub"],
         "plot": ["matplotlib"],
+        # Portable artefacts for other runtimes (docs/export.md): tf2onnx is the converter
+        # Keras' own Model.export(format="onnx") uses on TensorFlow; LiteRT is the maintained
+        # TFLite interpreter (tf.lite.Interpreter is deprecated in TensorFlow 2.21).
+        "onnx": ["tf2onnx>=1.16", "onnx", "onnxruntime"],
+        "openvino": ["openvino>=2024.0"],
+        "litert": ["ai-edge-litert"],
         # pytest-xdist: the suite runs in two worker processes (pytest.ini).
         # ruff: the project's linter, run by tests/test_lint.py.
         "test": ["pytest>=7", "pytest-xdist>=3", "tf-keras", "tensorflow-hub", "matplotlib", "psutil",
-                 "ruff"],
+                 "ruff", "tf2onnx>=1.16", "onnx", "onnxruntime", "openvino>=2024.0",
+                 "ai-edge-litert"],
     },
     entry_points={"console_scripts": ["bit-keras = bit_keras.cli:main"]},
     include_package_data=True,

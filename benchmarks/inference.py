@@ -1,4 +1,8 @@
-"""Inference images/second: the Keras model, the exported SavedModel and TFLite, vs the reference.
+"""Inference images/second: the Keras model and every serving route, vs the reference.
+
+The routes: the Keras model, ``bit_keras.export``'s SavedModel (plain and folded), LiteRT on
+``export_tflite``'s file, ONNX Runtime on ``export_onnx``'s file and OpenVINO on the
+SavedModel (float32 precision asked for), all reloaded as a server would.
 
 Every model and artefact is built once; for each batch size the routes (and timm's, when it
 is timed) run side by side (``timing.interleaved``). Before timing, each route's logits are
@@ -11,7 +15,7 @@ import numpy as np
 
 from benchmarks import flops, models, timing
 
-ROUTES = ("keras", "saved_model", "saved_model_folded", "tflite")
+ROUTES = ("keras", "saved_model", "saved_model_folded", "tflite", "onnx", "openvino")
 
 
 def keras_route(model):
@@ -36,14 +40,15 @@ def saved_model_route(model, export_dir, fold_standardization=False):
 
 
 def tflite_route(model, path):
-    """A ``tf.lite.Interpreter`` over ``bit_keras.export_tflite``'s file, one thread per core."""
-    import tensorflow as tf
+    """LiteRT's ``Interpreter`` (``ai_edge_litert``, the maintained TFLite runtime) over
+    ``bit_keras.export_tflite``'s file, one thread per core."""
+    from ai_edge_litert.interpreter import Interpreter
 
     import bit_keras
     bit_keras.export_tflite(model, path, kind="classifier", overwrite=True)
 
     def make(images):
-        interpreter = tf.lite.Interpreter(model_path=path, num_threads=timing.cores())
+        interpreter = Interpreter(model_path=path, num_threads=timing.cores())
         index = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(index, images.shape)
         interpreter.allocate_tensors()
@@ -57,6 +62,30 @@ def tflite_route(model, path):
         return run
 
     return make
+
+
+def onnx_route(model, path):
+    """ONNX Runtime (CPU) over ``bit_keras.export_onnx``'s file, one thread per core."""
+    import onnxruntime
+
+    import bit_keras
+    bit_keras.export_onnx(model, path, kind="classifier", overwrite=True)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = timing.cores()
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda images: (lambda: session.run(None, {"images": images})[0])
+
+
+def openvino_route(model, export_dir):
+    """OpenVINO's CPU plugin on ``bit_keras.export``'s SavedModel, at float32 precision."""
+    import openvino
+
+    import bit_keras
+    bit_keras.export(model, export_dir, kind="classifier", overwrite=True, labels=False)
+    core = openvino.Core()
+    compiled = core.compile_model(openvino.convert_model(export_dir), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "f32"})
+    return lambda images: (lambda: compiled(images)[compiled.output(0)])
 
 
 def rel_err(got, want):
@@ -87,6 +116,12 @@ def build_routes(arch, workdir, dtypes=("float32", "bfloat16"), routes=ROUTES, t
         if "tflite" in routes and dtype == "float32":  # TFLite computes in float32 on CPU
             factories[f"bit_keras/tflite/{dtype}"] = tflite_route(
                 ours, os.path.join(workdir, f"bit_{dtype}.tflite"))
+        if "onnx" in routes and dtype == "float32":
+            factories[f"bit_keras/onnx/{dtype}"] = onnx_route(
+                ours, os.path.join(workdir, f"bit_{dtype}.onnx"))
+        if "openvino" in routes and dtype == "float32":
+            factories[f"bit_keras/openvino/{dtype}"] = openvino_route(
+                ours, os.path.join(workdir, f"openvino_{dtype}"))
         if timm and dtype == "float32":
             from benchmarks import peers
             factories.update(peers.inference_routes(ours, arch, bfloat16="bfloat16" in dtypes))

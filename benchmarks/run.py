@@ -44,7 +44,8 @@ CONFIGS = {
                  parity_images=32, reps=3),
     # Every code path once, as fast as possible (the export and the step traces dominate).
     "tiny": dict(arch=TINY_ARCH, inference_resolution=32, inference_batches=[2],
-                 routes=["keras", "saved_model", "tflite"], train_resolution=32,
+                 routes=["keras", "saved_model", "tflite", "onnx", "openvino"],
+                 train_resolution=32,
                  train_batches=[4], train_dtypes=["float32"], batch_split=2,
                  other_dtype_batches=None, other_dtype_reps=None,
                  memory_batch=4,

@@ -42,9 +42,9 @@ def trained_weights(root):
 
 
 def tflite_logits(path, images):
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter  # TensorFlow deprecates tf.lite's
 
-    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter = Interpreter(model_path=path)
     inp = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(inp["index"], images.shape)
     interpreter.allocate_tensors()

@@ -61,6 +61,7 @@ _LAZY = {
     "datasets": "bit_keras.datasets:",
     "demo": "bit_keras.demo:",
     "export": "bit_keras.exporter:export",
+    "export_onnx": "bit_keras.exporter:export_onnx",
     "export_tflite": "bit_keras.exporter:export_tflite",
     "publish": "bit_keras.exporter:publish",
     "fold_standardization": "bit_keras.exporter.fold:fold_standardization",

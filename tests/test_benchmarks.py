@@ -83,7 +83,8 @@ def test_tiny_benchmark_runs_end_to_end(tmp_path):
     payload = json.loads(output.read_text())
     names = {(r["section"].split()[0], r["name"]) for r in payload["rows"]}
     for route in ("reference/keras/float32", "bit_keras/keras/float32", "bit_keras/keras/bfloat16",
-                  "bit_keras/saved_model/float32", "bit_keras/tflite/float32"):
+                  "bit_keras/saved_model/float32", "bit_keras/tflite/float32",
+                  "bit_keras/onnx/float32", "bit_keras/openvino/float32"):
         assert ("inference", route) in names
     assert ("fine-tune", "bit_keras/step_split2/float32") in names
     # Every route computes what the reference computes before its speed is reported.

@@ -242,8 +242,8 @@ def test_serving_layout_and_saved_model_cli(exported):
 # ----------------------------------------------------------------------------- TFLite
 
 def _run_tflite(path, x):
-    import tensorflow as tf
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    from ai_edge_litert.interpreter import Interpreter  # TensorFlow deprecates tf.lite's
+    interpreter = Interpreter(model_path=str(path))
     index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index, x.shape)
     interpreter.allocate_tensors()
@@ -285,8 +285,8 @@ def test_tflite_dynamic_int8_is_close_and_smaller(exported, tflite_files):
 
 def _run_int8(path, x):
     """Quantizes ``x`` with the input's scale and zero point, dequantizes the output."""
-    import tensorflow as tf
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=str(path))
     index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index, x.shape)
     interpreter.allocate_tensors()

@@ -78,7 +78,7 @@ def test_compiled_kernel_matches_float64_on_awkward_shapes(library, shape, group
     gamma, beta = rng.uniform(0.5, 1.5, shape[-1]), rng.normal(0, 0.3, shape[-1])
     upstream = rng.normal(0, 1, shape)
     want = _reference(x, gamma, beta, groups, relu, upstream)
-    with fused.use(True):
+    with layers.compiled_kernels(True):
         got = _layer_outputs(x, gamma, beta, groups, relu, upstream)
     for name, g, w in zip(("y", "dx", "dgamma", "dbeta"), got, want):
         assert rel_err(g, w) < 2e-5, name
@@ -91,7 +91,7 @@ def test_large_means_keep_their_variance(library):
     x = 1000.0 + rng.normal(0, 1.0, (2, 8, 8, 32))
     gamma, beta, upstream = np.ones(32), np.zeros(32), rng.normal(0, 1, x.shape)
     want = _reference(x, gamma, beta, 8, False, upstream)
-    with fused.use(True):
+    with layers.compiled_kernels(True):
         got = _layer_outputs(x, gamma, beta, 8, False, upstream)
     # x itself is rounded to float32 (spacing 6e-5 at 1000), hence not 1e-6.
     assert rel_err(got[0], want[0]) < 2e-4
@@ -104,7 +104,7 @@ def test_bfloat16_kernel_rounds_once(library):
                            tf.float64))
     gamma, beta, upstream = rng.uniform(0.5, 1.5, 32), rng.normal(0, 0.3, 32), np.ones(x.shape)
     want = _reference(x, gamma, beta, 8, True, upstream)
-    with fused.use(True):
+    with layers.compiled_kernels(True):
         got = _layer_outputs(x, gamma, beta, 8, True, upstream, dtype="mixed_bfloat16")
         as_float32 = _layer_outputs(x, gamma, beta, 8, True, upstream)
     assert rel_err(got[0], want[0]) < 2 ** -8  # half a bfloat16 unit, plus float32 noise
@@ -133,9 +133,9 @@ def test_the_kernel_is_what_runs_forward_and_backward_and_can_be_turned_off(libr
             y = tf.reduce_sum(gn(x))
         return tape.gradient(y, [x, gn.gamma])
 
-    with fused.use(True):
+    with layers.compiled_kernels(True):
         on = _op_types(step, x)
-    with fused.use(False):
+    with layers.compiled_kernels(False):
         off = _op_types(step, x)
     assert {"BitKerasGroupNorm", "BitKerasGroupNormGrad"} <= on
     assert not {t for t in off if t.startswith("BitKeras")}
@@ -183,7 +183,7 @@ def test_compiled_standardization_matches_float64(library, shape):
     upstream = rng.normal(0, 1, shape)
     want, want_grad = _standardize_reference(kernel, upstream)
     k = tf.constant(kernel, tf.float32)
-    with fused.use(True), tf.GradientTape() as tape:
+    with layers.compiled_kernels(True), tf.GradientTape() as tape:
         tape.watch(k)
         got = layers.standardize_kernel(k)
         loss = tf.reduce_sum(got * upstream.astype(np.float32))
@@ -191,7 +191,7 @@ def test_compiled_standardization_matches_float64(library, shape):
     assert rel_err(np.asarray(got, np.float64), want) < 2e-6
     assert rel_err(np.asarray(grad, np.float64), want_grad) < 2e-5
     # bfloat16 written directly: the float32 result rounded once, to nearest even.
-    with fused.use(True):
+    with layers.compiled_kernels(True):
         direct = layers.standardize_kernel(k, dtype="bfloat16")
     assert direct.dtype == tf.bfloat16
     np.testing.assert_array_equal(np.asarray(tf.cast(direct, tf.float32)),
@@ -208,9 +208,9 @@ def test_the_standardization_kernel_is_what_runs_and_can_be_turned_off(library):
             y = tf.reduce_sum(conv(x))
         return tape.gradient(y, conv.kernel)
 
-    with fused.use(True):
+    with layers.compiled_kernels(True):
         on = _op_types(step, x)
-    with fused.use(False):
+    with layers.compiled_kernels(False):
         off = _op_types(step, x)
     assert {"BitKerasStandardize", "BitKerasStandardizeGrad"} <= on
     assert not {t for t in off if t.startswith("BitKeras")}
@@ -335,10 +335,10 @@ def test_bfloat16_residual_add_is_eigens_sum_bit_for_bit(library):
             loss = tf.reduce_sum(tf.cast(y, tf.float32) * 3.0)
         return y, tape.gradient(loss, [a, b])
 
-    with fused.use(True):
+    with layers.compiled_kernels(True):
         y, grads = f(a, b)
         on = _op_types(f, a, b)
-    with fused.use(False):
+    with layers.compiled_kernels(False):
         want, want_grads = f(a, b)
     assert "BitKerasAdd" in on and y.dtype == tf.bfloat16
     np.testing.assert_array_equal(np.asarray(tf.cast(y, tf.float32)),
@@ -366,32 +366,42 @@ def test_the_ops_refuse_parameters_of_the_wrong_size(library):
         library.bit_keras_standardize(tf.zeros(()), T=tf.float32, epsilon=1e-10)
 
 
-def test_an_open_use_false_wins_whatever_other_threads_do(library):
+def test_a_scope_in_one_thread_does_not_reach_a_trace_in_another(library):
+    # An export traced in one thread while a training step holds compiled_kernels() in
+    # another stays portable; a trace outside any scope takes the TensorFlow ops even after
+    # eager calls have run the kernels.
     import threading
+    gn = layers.GroupNormalization(4, activation="relu")
+    x = tf.random.normal((2, 4, 4, 16))
+    gn(x)  # eager: the kernels
     inside, leave = threading.Event(), threading.Event()
 
     def other():
-        with fused.use(True):
+        with layers.compiled_kernels():
             inside.set()
             leave.wait(30)
 
-    with fused.use(False):
-        thread = threading.Thread(target=other)
-        thread.start()
-        inside.wait(30)
-        assert not fused.enabled()  # the other thread's use(True) does not undo it
+    thread = threading.Thread(target=other)
+    thread.start()
+    inside.wait(30)
+    try:
+        plain = _op_types(lambda x: gn(x), x)
+        with layers.compiled_kernels():
+            scoped = _op_types(lambda x: gn(x), x)
+    finally:
         leave.set()
         thread.join()
-        assert not fused.enabled()
-    assert fused.enabled()
+    assert not {t for t in plain if t.startswith("BitKeras")}
+    assert "BitKerasGroupNorm" in scoped
+    assert "use" not in dir(fused)  # no process-wide switch left
 
 
-def test_second_order_gradients_under_use_false(library):
+def test_second_order_gradients_outside_the_compiled_kernels(library):
     # The kernels' gradients are not differentiable themselves; the TensorFlow ops are.
     gn = layers.GroupNormalization(4, activation="relu")
     x = tf.random.normal((2, 3, 3, 8))
     gn(x)
-    with fused.use(False):
+    with layers.compiled_kernels(False):
         with tf.GradientTape() as outer:
             outer.watch(x)
             with tf.GradientTape() as inner:

@@ -20,7 +20,7 @@ def kernel_path(request):
     compiled = request.param == "compiled"
     if compiled and layers.fused.library() is None:
         pytest.fail(f"the compiled kernels are unavailable: {layers.fused.status()}")
-    with layers.fused.use(compiled):
+    with layers.compiled_kernels(compiled):
         yield request.param
 
 

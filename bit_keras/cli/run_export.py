@@ -1,11 +1,12 @@
-"""``bit-keras export``: a BiT checkpoint as a SavedModel, and as TFLite and a TF Hub archive.
+"""``bit-keras export``: a BiT checkpoint as a SavedModel, and as TFLite, ONNX and a TF Hub archive.
 
-A thin command line over ``bit_keras.export``, ``bit_keras.export_tflite`` and
-``bit_keras.publish`` (``run`` below takes the same options from Python):
+A thin command line over ``bit_keras.export``, ``bit_keras.export_tflite``,
+``bit_keras.export_onnx`` and ``bit_keras.publish`` (``run`` below takes the same options from Python):
 
     bit-keras export --model BiT-M-R50x1 --weights BiT-M-R50x1.npz \\
         --kind feature_vector --out exports/bit_m-r50x1_fv --version 1 \\
-        --tflite exports/bit_m-r50x1_fv.tflite --publish_dir public/
+        --tflite exports/bit_m-r50x1_fv.tflite --onnx exports/bit_m-r50x1_fv.onnx \\
+        --publish_dir public/
 
 Prints the SavedModel path (and the other files written); on an error prints one line and
 exits with status 1.
@@ -48,13 +49,15 @@ def define_flags(fv=flags.FLAGS):
                       flag_values=fv)
     flags.DEFINE_string("representative_data", None, "A folder of images (class subfolders) "
                         "that calibrates --quantize=int8.", flag_values=fv)
+    flags.DEFINE_string("onnx", None, "Also write this .onnx file (needs the onnx extra).",
+                        flag_values=fv)
     flags.DEFINE_string("publish_dir", None, "Also pack a .tar.gz for hub.KerasLayer(url) here.",
                         flag_values=fv)
 
 
 def run(model, out, weights=None, kind="feature_vector", version=None, num_classes=None,
         labels=None, image_size=None, fold_standardization=False, overwrite=False, tflite=None,
-        quantize=None, publish_dir=None, representative_data=None):
+        quantize=None, publish_dir=None, representative_data=None, onnx=None):
     """Loads a checkpoint and writes the export(s); returns the list of paths written.
 
     Example:
@@ -67,8 +70,9 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
     from bit_keras.utils import atomic
     # Every target is checked before minutes of loading and before any file is written.
     bit_saved_model.check_export_target(out, version, overwrite)
-    if tflite:
-        atomic.check_target(os.path.abspath(tflite), overwrite)
+    for path in (tflite, onnx):
+        if path:
+            atomic.check_target(os.path.abspath(path), overwrite)
     if (quantize == "int8") != (representative_data is not None) or (quantize and not tflite):
         raise ValueError("--quantize needs --tflite, and --quantize=int8 (only it) needs "
                          "--representative_data=FOLDER. Received: "
@@ -86,6 +90,8 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
         written.append(bit_keras.export_tflite(keras_model, tflite, kind=kind, quantize=quantize,
                                                overwrite=overwrite, image_size=image_size,
                                                representative_data=representative_data))
+    if onnx:
+        written.append(bit_keras.export_onnx(keras_model, onnx, kind=kind, overwrite=overwrite))
     if publish_dir:
         written.append(bit_keras.publish(written[0], publish_dir, overwrite=overwrite))
     return written
@@ -100,7 +106,7 @@ def main(argv, fv=flags.FLAGS, prog=PROG):
                    num_classes=fv.num_classes, labels=fv.labels, image_size=fv.image_size,
                    fold_standardization=fv.fold_standardization, overwrite=fv.overwrite,
                    tflite=fv.tflite, quantize=fv.quantize, publish_dir=fv.publish_dir,
-                   representative_data=fv.representative_data)
+                   representative_data=fv.representative_data, onnx=fv.onnx)
 
     status, written = common.guarded(prog, argv, run_flags)
     for path in written or ():

@@ -54,6 +54,7 @@ class BitModule(tf.Module):
         kind: ``"feature_vector"`` or ``"classifier"``.
         image_size: the side the ``image_bytes`` signature resizes to.
         labels_path: a checked class-list file to embed as an asset, or None.
+        labels_names: the class names in it (what the signatures return), or None.
         top_k, label_scores: the top classes reported with labels, and how logits become
             scores (``"softmax"`` or ``"sigmoid"``).
         trainable: whether ``trainable_variables`` lists the weights (False for a folded,
@@ -65,14 +66,16 @@ class BitModule(tf.Module):
     trainable_variables = None
 
     def __init__(self, net, kind, image_size, labels_path=None, top_k=5,
-                 label_scores="softmax", trainable=True):
+                 label_scores="softmax", trainable=True, labels_names=None):
         super().__init__(name=None)
         self.variables = [v.value for v in net.weights]
         self.trainable_variables = list(self.variables) if trainable else []
         self.regularization_losses = []
-        self.label_table = sigs.label_table(labels_path) if labels_path else None
         self.labels_file = tf.saved_model.Asset(labels_path) if labels_path else None
-        kind_, table = kind, self.label_table
+        kind_ = kind
+
+        def _names():  # a constant in each graph that reports labels (OpenVINO reads those)
+            return None if labels_names is None else tf.constant(list(labels_names), tf.string)
 
         def forward(images, training):
             return tf.cast(net(images, training=training), tf.float32)
@@ -88,22 +91,20 @@ class BitModule(tf.Module):
         @tf.function(input_signature=[sigs.IMAGES_SPEC], autograph=False)
         def serving_default(images):
             images = sigs.check_images(images)
-            return sigs.outputs(forward(images, False), kind_, table, top_k, label_scores)
+            return sigs.outputs(forward(images, False), kind_, _names(), top_k, label_scores)
 
         @tf.function(input_signature=[sigs.IMAGE_BYTES_SPEC], autograph=False)
         def image_bytes(image_bytes):
             images = sigs.decode_images(image_bytes, image_size)
-            return sigs.outputs(forward(images, False), kind_, table, top_k, label_scores)
+            return sigs.outputs(forward(images, False), kind_, _names(), top_k, label_scores)
 
         self.serving_default = serving_default
         self.image_bytes = image_bytes
         names = ["serving_default", "image_bytes"]
-        if table is not None:
-            num_classes = net.output.shape[-1]
-
+        if labels_names is not None:
             @tf.function(input_signature=[], autograph=False)
             def labels():
-                return {"labels": table.lookup(tf.range(num_classes, dtype=tf.int64))}
+                return {"labels": _names()}
 
             self.labels = labels
             names.append("labels")

@@ -7,10 +7,10 @@ import tempfile
 import tensorflow as tf
 
 from bit_keras import classes
+from bit_keras import layers as bit_layers
 from bit_keras.exporter import fold
 from bit_keras.exporter import module as bit_module
 from bit_keras.exporter import signatures as sigs
-from bit_keras.layers import fused
 from bit_keras.models import network as bit_model
 from bit_keras.models import variants
 from bit_keras.utils import atomic, checks
@@ -152,9 +152,11 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
             labels_path = os.path.join(labels_dir, "labels.txt")
             with open(labels_path, "w", encoding="utf-8") as f:
                 f.write("\n".join(labels_names) + "\n")
-        with fused.use(False):  # traced and saved as plain TensorFlow ops: runs anywhere
+        # Plain TensorFlow ops, even inside a caller's compiled_kernels(): runs anywhere.
+        with bit_layers.compiled_kernels(False):
             root = bit_module.BitModule(net, kind, image_size, labels_path, top_k,
-                                        label_scores, trainable=not fold_standardization)
+                                        label_scores, trainable=not fold_standardization,
+                                        labels_names=labels_names)
             tf.saved_model.save(root, tmp, signatures=root.signatures())
         metadata = _metadata(model, net, kind, image_size, labels_names, top_k, label_scores,
                              fold_standardization)

@@ -112,24 +112,17 @@ def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS):
                      fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
 
 
-def label_table(labels_path):
-    """A lookup table line number -> class name, read from an asset file at load time."""
-    initializer = tf.lookup.TextFileInitializer(
-        labels_path, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-        value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE)
-    return tf.lookup.StaticHashTable(initializer, default_value="")
-
-
-def outputs(values, kind, table=None, top_k=5, label_scores="softmax"):
-    """The signature's output dict: the model output and, with labels, the top classes."""
+def outputs(values, kind, names=None, top_k=5, label_scores="softmax"):
+    """The signature's output dict: the model output and, with ``names`` (a string tensor of
+    the class names, a constant: OpenVINO converts no lookup table), the top classes."""
     result = {OUTPUT_KEYS[kind]: values}
-    if table is not None:
+    if names is not None:
         probabilities = tf.nn.softmax(values) if label_scores == "softmax" else tf.sigmoid(values)
         k = min(top_k, values.shape[-1])
         scores, indices = tf.math.top_k(probabilities, k=k)
         result["top_scores"] = scores
         result["top_indices"] = indices
-        result["top_labels"] = table.lookup(tf.cast(indices, tf.int64))
+        result["top_labels"] = tf.gather(names, indices)
     return result
 
 

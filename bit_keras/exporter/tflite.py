@@ -13,10 +13,10 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from bit_keras import layers as bit_layers
 from bit_keras.exporter import module as bit_module
 from bit_keras.exporter import representative
 from bit_keras.exporter.saved_model import default_image_size
-from bit_keras.layers import fused
 from bit_keras.utils import atomic, checks
 
 QUANTIZE = (None, "float16", "dynamic_int8", "int8")
@@ -74,7 +74,8 @@ def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=F
         calibration = representative.images(representative_data, representative_images,
                                             image_size or default_image_size(model))
     # Plain TensorFlow ops only (bit_keras.layers.fused): the converter knows no others.
-    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved, fused.use(False):
+    with tempfile.TemporaryDirectory(prefix="bit_keras_tflite_") as saved, \
+            bit_layers.compiled_kernels(False):
         archive = keras.export.ExportArchive()
         archive.track(net)
         archive.add_endpoint(

@@ -5,6 +5,7 @@ numerics of ``docs/design.md`` ("The BiT model").
 """
 
 from bit_keras.layers import fused
+from bit_keras.layers.fused import compiled_kernels
 from bit_keras.layers.group_norm import GN_EPSILON, GN_GROUPS, GroupNormalization
 from bit_keras.layers.residual_add import ResidualAdd
 from bit_keras.layers.standardized_conv import (
@@ -15,4 +16,4 @@ from bit_keras.layers.standardized_conv import (
 )
 
 __all__ = ["GN_EPSILON", "GN_GROUPS", "GroupNormalization", "ResidualAdd", "StandardizedConv2D",
-           "WS_EPSILON", "fused", "given_standardized_kernels", "standardize_kernel"]
+           "WS_EPSILON", "compiled_kernels", "fused", "given_standardized_kernels", "standardize_kernel"]

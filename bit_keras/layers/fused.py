@@ -13,10 +13,15 @@ compiler, a failed build, a GPU, ``BIT_KERAS_FUSED_KERNELS=0``) the layers run o
 TensorFlow ops instead, which compute the same function (tests/test_fused_kernels.py);
 so do functions compiled with XLA (``jit_compile=True``), which cannot run a custom op.
 
-Exports never hold them: ``bit_keras.export`` and ``export_tflite`` trace inside
-``use(False)``, so a SavedModel or TFLite file holds plain TensorFlow ops and runs anywhere.
+Nothing written to disk ever holds them (docs/design.md, "Stack"): a traced function takes
+the kernels only inside ``compiled_kernels()``, which the library opens where it runs the
+model itself (its training and evaluation steps, ``BiTModel``'s ``train_step``,
+``test_step`` and ``predict_step`` under ``fit``, ``evaluate`` and ``predict``); eager calls
+take them too, since they trace nothing. Every other trace (``bit_keras.export``,
+``Model.export`` in each format, ``tf.saved_model.save``, ``ExportArchive``, the TFLite,
+ONNX and OpenVINO converters) holds plain TensorFlow ops, whoever calls it.
 The kernels' gradients are not themselves differentiable: for second-order gradients
-(gradient penalties, Hessian-vector products) trace inside ``use(False)``.
+(gradient penalties, Hessian-vector products) open ``compiled_kernels(False)``.
 """
 
 import contextlib
@@ -43,46 +48,51 @@ PORTABLE_FLAGS = ("-O3",)
 
 _lock = threading.Lock()
 _state = {"library": None, "tried": False, "error": None}
-# Open use(False) and use(True) contexts, process-wide (strategy replicas trace in threads of
-# their own and must follow them); counted, so that contexts in two threads cannot undo
-# each other. Any open use(False) wins: an export must never trace the kernels.
-_open = {False: 0, True: 0}
+# The open compiled_kernels() scopes of each thread, innermost last. Per thread, not
+# process-wide: an export traced in one thread never sees a training step's scope in another
+# (strategy replicas trace in threads of their own, so each step opens it in its replica).
+_scopes = threading.local()
 
 
 def enabled():
-    """Whether the layers may use the compiled kernels in this process (before building)."""
-    if _open[False]:
-        return False
-    if _open[True]:
-        return True
+    """Whether this process may use the compiled kernels at all (``$BIT_KERAS_FUSED_KERNELS``)."""
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-@contextlib.contextmanager
-def use(on):
-    """Within this context, BiT layers traced or run use (``True``) or avoid the kernels.
+def _scope():
+    stack = getattr(_scopes, "stack", ())
+    return stack[-1] if stack else None
 
-    Process-wide while open, in every thread; a ``use(False)`` anywhere wins over any
-    ``use(True)`` (exports open one). Functions traced inside keep what they traced.
+
+@contextlib.contextmanager
+def compiled_kernels(on=True):
+    """BiT layers called in this thread within this context use (or avoid) the compiled kernels.
+
+    Outside any such context, eager calls use them and traced functions do not, so that
+    whatever a trace may be saved into stays portable. Open ``compiled_kernels()`` around a
+    training loop of your own traced with ``tf.function`` (the library's own steps, ``fit``,
+    ``evaluate`` and ``predict`` on a ``BiTModel`` do); never around the tracing of anything
+    you save: an artefact traced inside would need bit_keras' kernels to load.
+    ``compiled_kernels(False)`` keeps them out even of eager calls (second-order gradients).
 
     Example:
 
-    >>> with bit_keras.layers.fused.use(False):
-    ...     y = gn(x)  # the TensorFlow ops
+    >>> @tf.function
+    ... def step(images):
+    ...     with bit_keras.layers.compiled_kernels():
+    ...         return model(images, training=True)
     """
-    on = bool(on)
-    with _lock:
-        _open[on] += 1
+    stack = getattr(_scopes, "stack", ())
+    _scopes.stack = (*stack, bool(on))
     try:
         yield
     finally:
-        with _lock:
-            _open[on] -= 1
+        _scopes.stack = stack
 
 
 def library():
     """The loaded op library, building it first if needed; None where it cannot be had."""
-    if not enabled():
+    if not enabled() or _scope() is False:
         return None
     with _lock:
         if not _state["tried"]:
@@ -98,9 +108,14 @@ def library():
 
 
 def for_here():
-    """``library()``, or None inside an XLA-compiled function (XLA knows no custom op)."""
+    """``library()`` where this call may use it, else None: eagerly, or traced inside
+    ``compiled_kernels()`` and not XLA-compiled (XLA knows no custom op)."""
+    import tensorflow as tf
     from tensorflow.python.framework import ops
     from tensorflow.python.ops import control_flow_util
+    scope = _scope()
+    if scope is False or (scope is None and not tf.executing_eagerly()):
+        return None
     if control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()):
         return None
     return library()
@@ -109,7 +124,7 @@ def for_here():
 def status():
     """A one-line account of the kernels in this process, for logs and benchmark reports."""
     if not enabled():
-        return f"off ({ENV}=0 or fused.use(False))"
+        return f"off ({ENV}=0)"
     if not _state["tried"]:
         return "not built yet"
     return "on" if _state["library"] is not None else f"unavailable: {_state['error']}"

@@ -148,6 +148,20 @@ class BiTModel(keras.Model):
         self.include_top, self.base_filters, self.groups = bool(include_top), base_filters, groups
         self.variant, self.compute_policy = variant, dtype
 
+    # fit, evaluate and predict trace these steps for their own runs, never for an artefact:
+    # the compiled kernels may run there (bit_keras.layers.compiled_kernels).
+    def train_step(self, *args, **kwargs):
+        with bit_layers.compiled_kernels():
+            return super().train_step(*args, **kwargs)
+
+    def test_step(self, *args, **kwargs):
+        with bit_layers.compiled_kernels():
+            return super().test_step(*args, **kwargs)
+
+    def predict_step(self, *args, **kwargs):
+        with bit_layers.compiled_kernels():
+            return super().predict_step(*args, **kwargs)
+
     @property
     def architecture(self):
         """The ``R50x1`` style name of the architecture."""

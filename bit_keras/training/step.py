@@ -110,6 +110,12 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
         return value, [tf.cast(g, tf.float32) for g in grads]
 
     def replica_step(images, labels):
+        # The compiled kernels here (this step is never saved); opened in the replica's own
+        # thread, where the strategy traces it.
+        with bit_layers.compiled_kernels():
+            return replica_update(images, labels)
+
+    def replica_update(images, labels):
         if batch_split == 1:
             total, grads = micro_batch(images, labels, variables)
         else:
@@ -171,7 +177,8 @@ def make_eval_step(model, loss="softmax"):
 
     @tf.function(reduce_retracing=True)
     def evaluate(images, labels):
-        logits = model(images, training=False)
+        with bit_layers.compiled_kernels():  # never saved: the fast path
+            logits = model(images, training=False)
         return (tf.reduce_sum(per_example_loss(loss, labels, logits)),
                 tf.reduce_sum(correct(loss, labels, logits)),
                 tf.cast(tf.shape(images)[0], tf.float32))
