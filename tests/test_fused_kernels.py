@@ -288,6 +288,29 @@ def test_a_damaged_cached_build_is_built_again(tmp_path):
     assert "compiling the GroupNorm and Weight Standardization kernels" in done.stderr
 
 
+def test_a_cut_cached_build_is_built_again_not_loaded(library, tmp_path):
+    # A build cut short (a full disk, a killed copy) kills a process that loads it with
+    # SIGBUS and no message: its bytes are checked against the digest recorded at build time.
+    import shutil
+    built = fused.library_path()
+    name = os.path.basename(built)
+    with open(built, "rb") as f:
+        data = f.read()
+    (tmp_path / name).write_bytes(data[: len(data) // 2])
+    shutil.copy(built + ".sha256", tmp_path / (name + ".sha256"))
+    script = ("import numpy as np, bit_keras\nfrom bit_keras.layers import fused\n"
+              "bit_keras.layers.GroupNormalization(4)(np.ones((1, 2, 2, 8), np.float32))\n"
+              "print(fused.status())")
+    env = {**os.environ, "BIT_KERAS_KERNEL_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "on"
+    assert "rebuilding the damaged kernel file" in done.stderr
+    assert "differ from the recorded digest" in done.stderr
+    assert (tmp_path / name).read_bytes() != data[: len(data) // 2]
+
+
 def test_results_do_not_depend_on_the_thread_count(library, tmp_path):
     # Fixed work blocks, partial sums added in block order: one thread or two, same bits.
     script = textwrap.dedent("""

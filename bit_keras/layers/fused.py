@@ -35,6 +35,8 @@ import threading
 
 from absl import logging
 
+from bit_keras.utils import atomic
+
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
 SOURCES = tuple(os.path.join(KERNELS, name)
                 for name in ("group_norm.cc", "standardize.cc", "add.cc"))
@@ -153,17 +155,36 @@ def _load():
         raise RuntimeError("a GPU is visible, and the kernel is CPU-only")
     path = library_path()
     if os.path.exists(path):
-        try:
-            return tf.load_op_library(path)
-        except tf.errors.OpError as e:  # a damaged cache entry: built again below
-            logging.warning("bit_keras: rebuilding the damaged kernel file %s (%s)", path,
-                            str(e).strip().splitlines()[-1:])
+        # A cut or altered file can kill the process on load (SIGBUS, no message): only a
+        # build whose bytes match the digest written beside it at build time is loaded.
+        problem = _damage(path)
+        if problem is None:
+            try:
+                return tf.load_op_library(path)
+            except tf.errors.OpError as e:
+                problem = str(e).strip().splitlines()[-1:]
+        logging.warning("bit_keras: rebuilding the damaged kernel file %s (%s)", path, problem)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     _build(path, tf)
     try:
         return tf.load_op_library(path)
     except tf.errors.OpError as e:
         raise RuntimeError(f"the built {path} does not load: {e}") from e
+
+
+def _digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _damage(path):
+    """None if ``path`` holds the bytes its build recorded, else what is wrong with it."""
+    try:
+        with open(path + ".sha256", encoding="ascii") as f:
+            recorded = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return "no digest recorded beside it"
+    return None if _digest(path) == recorded else "its bytes differ from the recorded digest"
 
 
 def _build(path, tf):
@@ -183,7 +204,9 @@ def _build(path, tf):
             done = subprocess.run(command, capture_output=True, text=True, errors="replace",
                                   timeout=600)
             if done.returncode == 0:
+                digest = _digest(tmp)
                 os.replace(tmp, path)  # whole or not at all, even with builds racing
+                atomic.write_text(path + ".sha256", digest + "\n")
                 return
         finally:
             if os.path.exists(tmp):  # a failed, timed-out or interrupted build leaves nothing
