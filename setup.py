@@ -31,11 +31,15 @@ setup(
         "onnx": ["tf2onnx>=1.16", "onnx", "onnxruntime"],
         "openvino": ["openvino>=2024.0"],
         "litert": ["ai-edge-litert"],
+        # The model on Keras' other backends (docs/backends.md). PyPI's Linux torch wheel is
+        # the CUDA build; it runs on CPUs too.
+        "jax": ["jax"],
+        "torch": ["torch"],
         # pytest-xdist: the suite runs in two worker processes (pytest.ini).
         # ruff: the project's linter, run by tests/test_lint.py.
         "test": ["pytest>=7", "pytest-xdist>=3", "tf-keras", "tensorflow-hub", "matplotlib", "psutil",
                  "ruff", "tf2onnx>=1.16", "onnx", "onnxruntime", "openvino>=2024.0",
-                 "ai-edge-litert"],
+                 "ai-edge-litert", "jax", "torch"],
     },
     entry_points={"console_scripts": ["bit-keras = bit_keras.cli:main"]},
     include_package_data=True,

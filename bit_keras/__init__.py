@@ -1,5 +1,12 @@
 """bit_keras: Big Transfer (BiT, Kolesnikov et al., arXiv 1912.11370) for TensorFlow 2 / Keras 3.
 
+The model (``build``, ``load``, ``save_npz``, ``feature_extractor``, class names,
+``fold_standardization``, the HyperRule) runs on every Keras 3 backend: TensorFlow (the
+default here), JAX and PyTorch, chosen with ``KERAS_BACKEND`` before Keras is imported. What
+is TensorFlow's by nature (tf.data pipelines, ``fine_tune``/``pretrain``/``distill`` on
+``tf.distribute``, SavedModel, TFLite and ONNX export) raises one error naming the backend
+it needs when called on another.
+
 Example:
 
 >>> import bit_keras
@@ -20,12 +27,6 @@ if "tensorflow" not in _sys.modules:
     _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras as _keras  # noqa: E402
-
-if _keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "bit_keras needs the TensorFlow backend of Keras 3, but KERAS_BACKEND is "
-        f"{_keras.backend.backend()!r}. Set KERAS_BACKEND=tensorflow (or 'backend' in "
-        "~/.keras/keras.json) before importing keras.")
 
 from bit_keras import layers  # noqa: E402
 from bit_keras.checkpoints import (  # noqa: E402
@@ -64,7 +65,7 @@ _LAZY = {
     "export_onnx": "bit_keras.exporter:export_onnx",
     "export_tflite": "bit_keras.exporter:export_tflite",
     "publish": "bit_keras.exporter:publish",
-    "fold_standardization": "bit_keras.exporter.fold:fold_standardization",
+    "fold_standardization": "bit_keras.models.fold:fold_standardization",
     "SavedModelLayer": "bit_keras.exporter:SavedModelLayer",
     "fine_tune": "bit_keras.training.finetuning:fine_tune",
     "hyperrule": "bit_keras.training.hyperrule:",
@@ -77,7 +78,26 @@ _LAZY = {
 }
 
 
+# What runs on TensorFlow only (tf.distribute, SavedModel and friends) refuses when called on
+# another backend. Modules stay importable (TensorFlow is installed): ``data``'s tf.data
+# pipelines feed Keras' fit on every backend.
+_TENSORFLOW_FUNCTIONS = {"distill", "export", "export_onnx", "export_tflite", "publish",
+                         "SavedModelLayer", "fine_tune", "few_shot", "pretrain"}
+
+
+def _needs_tensorflow(name):
+    return RuntimeError(
+        f"bit_keras.{name} needs Keras' TensorFlow backend (tf.distribute, SavedModel), but KERAS_BACKEND is {_keras.backend.backend()!r}. Run it in a process "
+        "started with KERAS_BACKEND=tensorflow; on JAX and PyTorch, fine-tune with Keras' fit "
+        "and export with model.export (docs/backends.md).")
+
+
 def __getattr__(name):
+    if name in _TENSORFLOW_FUNCTIONS and _keras.backend.backend() != "tensorflow":
+        def refuse(*args, **kwargs):
+            raise _needs_tensorflow(name)
+        refuse.__name__ = refuse.__qualname__ = name
+        return refuse
     if name in _LAZY:
         import importlib
         module, attr = _LAZY[name].split(":")

@@ -153,3 +153,19 @@ def test_command_line_rejects_bad_sections():
     assert done.returncode == 1
     assert "sections must be among" in done.stderr and "Traceback" not in done.stderr
 
+
+
+def test_backends_benchmark_runs_on_every_backend(tmp_path):
+    # The same weights on TensorFlow, JAX and PyTorch (each in its own process): every route
+    # is timed and computes TensorFlow's logits first.
+    output = tmp_path / "backends.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.backends", "--tiny",
+                           f"--output={output}"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads(output.read_text())
+    timed = {(r["route"], r["what"]) for r in payload["rows"]}
+    for backend in ("tensorflow", "jax", "torch"):
+        assert {(backend, "infer"), (backend, "step")} <= timed
+        assert payload["parity"][backend] < 1e-5
+    assert "| jax |" in done.stdout

@@ -9,8 +9,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(script, *args, timeout=600):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+def run(script, *args, timeout=600, env=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", script), *args],
                           cwd=os.path.join(ROOT, "examples"), env=env, capture_output=True,
                           text=True, timeout=timeout)
@@ -46,3 +46,17 @@ def test_pretrain_own_data():
 def test_every_example_has_a_usage_docstring(script):
     text = open(os.path.join(ROOT, "examples", script)).read()
     assert text.startswith('"""') and "--tiny" in text.split('"""')[1]
+
+
+def test_fine_tune_keras_fit_on_every_backend():
+    # The same HyperRule stream, head and schedule through Keras' fit on each backend (JAX
+    # sharding each batch over two host devices): the same mean loss to float rounding.
+    losses = {}
+    for backend, args, extra in (("tensorflow", (), {}), ("torch", (), {}),
+                                 ("jax", ("--data_parallel",),
+                                  {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})):
+        out = run("fine_tune_keras_fit.py", "--tiny", *args,
+                  env={"KERAS_BACKEND": backend, **extra})
+        assert f"backend {backend}:" in out
+        losses[backend] = float(out.split("mean loss ", 1)[1].split()[0])
+    assert all(abs(v - losses["tensorflow"]) < 1e-3 for v in losses.values()), losses

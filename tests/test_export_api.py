@@ -16,8 +16,8 @@ import tensorflow as tf
 from conftest import TINY
 
 import bit_keras
-from bit_keras.exporter import fold
 from bit_keras.exporter import module as bit_module
+from bit_keras.models import fold
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

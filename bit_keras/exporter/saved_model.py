@@ -8,11 +8,10 @@ import tensorflow as tf
 
 from bit_keras import classes
 from bit_keras import layers as bit_layers
-from bit_keras.exporter import fold
 from bit_keras.exporter import module as bit_module
 from bit_keras.exporter import signatures as sigs
+from bit_keras.models import fold, variants
 from bit_keras.models import network as bit_model
-from bit_keras.models import variants
 from bit_keras.utils import atomic, checks
 
 METADATA_PATH = os.path.join("assets.extra", "bit_keras_export.json")

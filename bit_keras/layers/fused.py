@@ -1,10 +1,10 @@
 """The compiled BiT kernels: built from source on first use, or not used.
 
 Two TensorFlow CPU ops, each with its gradient, in two memory passes each where the
-TensorFlow ops take five to seven: GroupNorm (+ ReLU) (``kernels/group_norm.cc``, for
-``group_norm.py``) and Weight Standardization (``kernels/standardize.cc``, for
-``standardized_conv.py``, writing the bfloat16 kernel directly under mixed precision); and
-a vectorized bfloat16 residual addition (``kernels/add.cc``, for ``residual_add.py``).
+TensorFlow ops take five to seven: GroupNorm (+ ReLU) (``kernels/group_norm.cc``) and
+Weight Standardization (``kernels/standardize.cc``, writing the bfloat16 kernel directly
+under mixed precision); and a vectorized bfloat16 residual addition (``kernels/add.cc``).
+``tf_ops.py`` calls them for the layers, on Keras' TensorFlow backend only.
 They ship as source: the first BiT layer call of a process compiles them with the
 C++ compiler (``$CXX``, default ``g++``) against the installed TensorFlow's headers, once per
 TensorFlow version, source and CPU, into ``$BIT_KERAS_KERNEL_DIR`` (default

@@ -4,13 +4,11 @@ TensorFlow's CPU ``AddV2`` on bfloat16 goes through Eigen's scalar bfloat16 arit
 about a tenth of an R50x1 mixed-precision forward pass on the machine of
 docs/performance.md; the compiled ``BitKerasAdd`` (``bit_keras.layers.fused``) computes
 the same sums, rounded the same way, vectorized. Other dtypes, unequal shapes and machines
-without the compiled kernels take ``keras.layers.Add``'s own path.
+without the compiled kernels, and the other Keras backends, take ``keras.layers.Add``'s own
+path.
 """
 
 import keras
-import tensorflow as tf
-
-from bit_keras.layers import fused
 
 
 @keras.saving.register_keras_serializable(package="bit_keras")
@@ -24,20 +22,9 @@ class ResidualAdd(keras.layers.Add):
     """
 
     def _merge_function(self, inputs):
-        if len(inputs) == 2 and all(tf.is_tensor(x) and x.dtype == tf.bfloat16 for x in inputs) \
-                and inputs[0].shape.as_list() == inputs[1].shape.as_list():
-            library = fused.for_here()
-            if library is not None:
-                return _add(library, *inputs)
+        if keras.backend.backend() == "tensorflow":
+            from bit_keras.layers import tf_ops
+            added = tf_ops.residual_add(inputs)
+            if added is not None:
+                return added
         return super()._merge_function(inputs)
-
-
-def _add(library, a, b):
-    @tf.custom_gradient
-    def add(a, b):
-        def backward(upstream):
-            return upstream, upstream
-
-        return library.bit_keras_add(a, b), backward
-
-    return add(a, b)

@@ -9,10 +9,7 @@ import contextlib
 import threading
 
 import keras
-import tensorflow as tf
 from keras import ops
-
-from bit_keras.layers import fused
 
 # Official bit_tf2 divides by sqrt(var + 1e-10); timm uses 1e-8 (differs only for
 # near-constant kernels, but a near-constant kernel is exactly where it shows).
@@ -22,43 +19,27 @@ WS_EPSILON = 1e-10
 def standardize_kernel(kernel, epsilon=WS_EPSILON, dtype=None):
     """Weight-standardizes an HWIO kernel per output channel over (H, W, C_in).
 
-    Uses the population variance, as ``tf.nn.moments`` does in the official code. A
-    float32 kernel goes through the compiled kernel where it is available
-    (``bit_keras.layers.fused``: two memory passes, the bfloat16 result written directly),
-    otherwise through TensorFlow ops; both compute the same function.
+    Uses the population variance, as ``tf.nn.moments`` does in the official code. With
+    ``keras.ops`` on every backend; on TensorFlow a float32 kernel goes through the compiled
+    kernel where the call may use it (``bit_keras.layers.fused``: two memory passes, the
+    bfloat16 result written directly), which computes the same function.
 
     Args:
         kernel: the raw kernel, HWIO (any rank; the last axis is the output channel).
         epsilon: added to the variance before the square root.
         dtype: the result's dtype (default: the kernel's); the arithmetic is the kernel's.
     """
-    library = fused.for_here() if _fusable(kernel, dtype) else None
-    if library is not None:
-        return _fused_standardize(library, kernel, epsilon, tf.as_dtype(dtype or "float32"))
+    if keras.backend.backend() == "tensorflow":
+        from bit_keras.layers import tf_ops
+        compiled = tf_ops.standardize(kernel, epsilon, dtype)
+        if compiled is not None:
+            return compiled
     axes = tuple(range(len(kernel.shape) - 1))
     mean = ops.mean(kernel, axis=axes, keepdims=True)
     centered = kernel - mean
     var = ops.mean(ops.square(centered), axis=axes, keepdims=True)
     standardized = centered * ops.rsqrt(var + epsilon)
     return standardized if dtype is None else ops.cast(standardized, dtype)
-
-
-def _fusable(kernel, dtype):
-    return (tf.is_tensor(kernel) and kernel.dtype == tf.float32
-            and (dtype is None or tf.as_dtype(dtype) in (tf.float32, tf.bfloat16)))
-
-
-def _fused_standardize(library, kernel, epsilon, dtype):
-    @tf.custom_gradient
-    def standardize(kernel):
-        out, mean, rstd = library.bit_keras_standardize(kernel, T=dtype, epsilon=epsilon)
-
-        def backward(upstream):
-            return library.bit_keras_standardize_grad(upstream, kernel, mean, rstd)
-
-        return out, backward
-
-    return standardize(kernel)
 
 
 @keras.saving.register_keras_serializable(package="bit_keras")

@@ -21,7 +21,7 @@ Everything here is plain Python; ``HyperRuleSchedule`` is the one Keras adapter.
 import dataclasses
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from bit_keras.models import variants
 from bit_keras.utils import checks
@@ -238,14 +238,16 @@ class HyperRuleSchedule(keras.optimizers.schedules.LearningRateSchedule):
                              f"Received: supports={supports!r}")
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
+        # keras.ops: the same schedule on every backend (Keras' fit on JAX and PyTorch too).
+        step = ops.cast(step, "float32")
         warmup = float(self.supports[0])
-        decays = tf.add_n([tf.cast(float(s) < step, tf.float32) for s in self.supports[1:-1]]
-                          or [tf.zeros(())])
-        staircase = self.base_lr / tf.pow(10.0, decays)
+        decays = ops.zeros((), "float32")
+        for s in self.supports[1:-1]:
+            decays = decays + ops.cast(ops.less(float(s), step), "float32")
+        staircase = self.base_lr / ops.power(10.0, decays)
         if warmup <= 0:
             return staircase
-        return tf.where(step < warmup, self.base_lr * step / warmup, staircase)
+        return ops.where(ops.less(step, warmup), self.base_lr * step / warmup, staircase)
 
     def get_config(self):
         return {"supports": list(self.supports), "base_lr": self.base_lr}
