@@ -39,7 +39,10 @@ setup(
         # ruff: the project's linter, run by tests/test_lint.py.
         "test": ["pytest>=7", "pytest-xdist>=3", "tf-keras", "tensorflow-hub", "matplotlib", "psutil",
                  "ruff", "tf2onnx>=1.16", "onnx", "onnxruntime", "openvino>=2024.0",
-                 "ai-edge-litert", "jax", "torch"],
+                 "ai-edge-litert", "jax", "torch",
+                 # torch needs setuptools >= 77.0.3, and tensorflow-hub imports
+                 # pkg_resources, which setuptools 81 removed.
+                 "setuptools>=77.0.3,<81"],
     },
     entry_points={"console_scripts": ["bit-keras = bit_keras.cli:main"]},
     include_package_data=True,

@@ -28,6 +28,16 @@ def conv(x, w, stride=1, pad=0):
     return out
 
 
+def dilate(w, rate):
+    """A k x k kernel dilated by ``rate``: the taps spread out, zeros between them."""
+    if rate == 1:
+        return w
+    kh, kw = w.shape[:2]
+    out = np.zeros(((kh - 1) * rate + 1, (kw - 1) * rate + 1) + w.shape[2:])
+    out[::rate, ::rate] = w
+    return out
+
+
 def group_norm(x, gamma, beta, groups=32, eps=1e-5):
     n, h, w, c = x.shape
     g = x.reshape(n, h, w, groups, c // groups)
@@ -51,8 +61,13 @@ def relu(x):
     return np.maximum(x, 0)
 
 
-def forward(weights, images, groups=32, include_top=True):
-    """images in [0, 1], NHWC -> logits (or pre-logits) in float64."""
+def forward(weights, images, groups=32, include_top=True, plan=None, block_outputs=None):
+    """images in [0, 1], NHWC -> logits (or pre-logits) in float64.
+
+    ``plan`` maps (block, unit) to (stride, dilation) of that unit's 3x3 convolution
+    (default: stride 2 on each later block's first unit, no dilation); ``block_outputs``, a
+    dict, receives each block's output.
+    """
     p = {k: v.astype(np.float64) for k, v in weights.items()}
     x = images.astype(np.float64) * 2 - 1
     x = conv(x, standardize(p["resnet/root_block/standardized_conv2d/kernel"]), 2, 3)
@@ -61,7 +76,7 @@ def forward(weights, images, groups=32, include_top=True):
     while f"resnet/block{b}/unit01/a/standardized_conv2d/kernel" in p:
         u = 1
         while (pre := f"resnet/block{b}/unit{u:02d}/") + "a/standardized_conv2d/kernel" in p:
-            stride = 2 if (u == 1 and b > 1) else 1
+            stride, rate = (plan or {}).get((b, u), (2 if (u == 1 and b > 1) else 1, 1))
             gn = lambda part, y: relu(group_norm(y, p[pre + part + "/group_norm/gamma"],
                                                  p[pre + part + "/group_norm/beta"], groups))
             a = gn("a", x)
@@ -69,10 +84,13 @@ def forward(weights, images, groups=32, include_top=True):
             if pre + "a/proj/standardized_conv2d/kernel" in p:
                 shortcut = conv(a, standardize(p[pre + "a/proj/standardized_conv2d/kernel"]), stride)
             y = conv(a, standardize(p[pre + "a/standardized_conv2d/kernel"]))
-            y = conv(gn("b", y), standardize(p[pre + "b/standardized_conv2d/kernel"]), stride, 1)
+            y = conv(gn("b", y), dilate(standardize(p[pre + "b/standardized_conv2d/kernel"]),
+                                        rate), stride, rate)
             y = conv(gn("c", y), standardize(p[pre + "c/standardized_conv2d/kernel"]))
             x = y + shortcut
             u += 1
+        if block_outputs is not None:
+            block_outputs[f"block{b}"] = x
         b += 1
     x = relu(group_norm(x, p["resnet/group_norm/gamma"], p["resnet/group_norm/beta"], groups))
     x = x.mean(axis=(1, 2))

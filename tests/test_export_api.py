@@ -43,7 +43,7 @@ def _tree(path):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(kind="logits"), "kind must be one of ['feature_vector', 'classifier']. Received: kind='logits'"),
+    (dict(kind="logits"), "kind must be one of ['feature_vector', 'classifier', 'feature_pyramid']. Received: kind='logits'"),
     (dict(version=-1), "version must be None or a non-negative int"),
     (dict(version="1"), "Received: version='1'"),
     (dict(image_size=0), "image_size must be a positive int or None. Received: image_size=0"),

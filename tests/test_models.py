@@ -94,8 +94,12 @@ def test_mixed_bfloat16_keeps_head_float32(images):
 
 
 def test_bad_units():
-    with pytest.raises(ValueError, match=r"units must be four positive ints. Received: units=\(3, 4, 6\)"):
-        bit_keras.resnet_v2((3, 4, 6), 1, num_classes=3)
+    # One to four blocks (three-block hybrids are allowed: tests/test_dense.py).
+    for units in ((3, 4, 6, 3, 2), (3, 0, 6), ()):
+        with pytest.raises(ValueError, match=r"units must be one to four positive ints, one "
+                                             rf"per block .*Received: units={units!r}".replace(
+                                                 "(", r"\(").replace(")", r"\)")):
+            bit_keras.resnet_v2(units, 1, num_classes=3)
 
 
 def test_the_model_carries_its_spec_through_config_and_keras_files(tmp_path):

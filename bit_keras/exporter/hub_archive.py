@@ -182,7 +182,8 @@ def model_card(name, metadata, sha256):
             outs = ", ".join(f"`{k}` {_spec(v)}" for k, v in spec["outputs"].items())
             lines.append(f"| `{sig}` | {ins} | {outs} |")
         lines += ["", "`__call__(images, training=False)` returns the "
-                  f"{'feature vector' if kind == 'feature_vector' else 'logits'} and is traced for "
+                  + {"feature_vector": "feature vector", "classifier": "logits"}.get(
+                      kind, "block outputs (a dict)") + " and is traced for "
                   "training True and False.", ""]
     lines += [
         "## Use", "", "```python",

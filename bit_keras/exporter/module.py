@@ -13,7 +13,9 @@ import tensorflow as tf
 from bit_keras import layers as bit_layers
 from bit_keras.exporter import signatures as sigs
 
-KINDS = ("feature_vector", "classifier")
+KINDS = ("feature_vector", "classifier", "feature_pyramid")
+# The block outputs a feature_pyramid export returns (strides 4, 8, 16, 32 at output_stride 32).
+PYRAMID = ("block1", "block2", "block3", "block4")
 
 
 def _has_layer(model, name):
@@ -25,7 +27,8 @@ def select_model(model, kind):
 
     The feature vector is the pooled pre-logits: the model itself when it was built with
     ``include_top=False`` (its output layer is ``features``), else a sub-model that stops at
-    ``pre_logits``.
+    ``pre_logits``. The feature pyramid is a sub-model returning a dict of the block outputs
+    the model has (``PYRAMID``), for detection and segmentation heads.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}. Received: kind={kind!r}")
@@ -33,6 +36,10 @@ def select_model(model, kind):
         raise ValueError(
             "model must be a BiT model from bit_keras.build/load/resnet_v2 (it has no "
             f"'pre_logits' layer). Received: model={getattr(model, 'name', model)!r}")
+    if kind == "feature_pyramid":
+        names = tuple(n for n in PYRAMID if _has_layer(model, n))
+        return keras.Model(model.input, {n: model.get_layer(n).output for n in names},
+                           name=f"{model.name}_feature_pyramid")
     if kind == "classifier":
         if not _has_layer(model, "head"):
             raise ValueError(
@@ -51,7 +58,7 @@ class BitModule(tf.Module):
 
     Args:
         net: the Keras model to serve (from ``select_model``, maybe folded).
-        kind: ``"feature_vector"`` or ``"classifier"``.
+        kind: ``"feature_vector"``, ``"classifier"`` or ``"feature_pyramid"``.
         image_size: the side the ``image_bytes`` signature resizes to.
         labels_path: a checked class-list file to embed as an asset, or None.
         labels_names: the class names in it (what the signatures return), or None.
@@ -78,7 +85,8 @@ class BitModule(tf.Module):
             return None if labels_names is None else tf.constant(list(labels_names), tf.string)
 
         def forward(images, training):
-            return tf.cast(net(images, training=training), tf.float32)
+            return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32),
+                                         net(images, training=training))
 
         @tf.function(autograph=False)
         def call(images, training=False):

@@ -27,13 +27,15 @@ def export_onnx(model, path, kind="feature_vector", overwrite=False, opset=None)
 
     The file's input is ``images``, float32 ``[batch, height, width, 3]`` in [0, 1] (the
     model rescales it, as every bit_keras artefact does); its output is ``feature_vector``
-    (``[batch, 2048 * width]``, the pooled pre-logits) or ``logits`` (``[batch, classes]``).
+    (``[batch, 2048 * width]``, the pooled pre-logits), ``logits`` (``[batch, classes]``) or,
+    for ``kind="feature_pyramid"``, one output per block (``block1`` .. ``block4``).
     The file holds standard ONNX operators only and loads where bit_keras is absent.
 
     Args:
         model: a BiT model from ``bit_keras.build``/``load``/``resnet_v2``.
         path: the ``.onnx`` file to write (written beside, then renamed).
-        kind: ``"feature_vector"`` or ``"classifier"`` (needs a model with a head).
+        kind: ``"feature_vector"``, ``"classifier"`` (needs a model with a head) or
+            ``"feature_pyramid"``.
         overwrite: replace an existing file.
         opset: the ONNX opset; default tf2onnx's (15 with tf2onnx 1.17).
 
@@ -63,11 +65,12 @@ def export_onnx(model, path, kind="feature_vector", overwrite=False, opset=None)
     path = os.path.abspath(os.fspath(path))
     atomic.check_target(path, overwrite)
     spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name=INPUT_NAME)]
-    output = sigs.OUTPUT_KEYS[kind]
-
     @tf.function(input_signature=spec, autograph=False)
     def serve(images):
-        return {output: tf.cast(net(images, training=False), tf.float32)}
+        outputs = net(images, training=False)
+        if not isinstance(outputs, dict):
+            outputs = {sigs.OUTPUT_KEYS[kind]: outputs}
+        return {k: tf.cast(v, tf.float32) for k, v in outputs.items()}
 
     with bit_layers.compiled_kernels(False):  # standard operators only
         proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=opset)

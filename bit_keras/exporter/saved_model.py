@@ -105,8 +105,11 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
         model: a BiT ``keras.Model`` from ``bit_keras.build``/``load``/``resnet_v2``.
         export_dir: the SavedModel directory, or the model directory TF Serving watches
             when ``version`` is given.
-        kind: ``"feature_vector"`` (the pooled pre-logits, ``2048 * width`` floats) or
-            ``"classifier"`` (the head's logits; needs a model with a head).
+        kind: ``"feature_vector"`` (the pooled pre-logits, ``2048 * width`` floats),
+            ``"classifier"`` (the head's logits; needs a model with a head) or
+            ``"feature_pyramid"`` (a dict of the block outputs ``block1`` .. ``block4``,
+            strides 4 to 32, or less with the model's ``output_stride``: for detection and
+            segmentation heads).
         labels: the class names, embedded as an asset; only with ``kind="classifier"``: a
             text file with one name per line or a sequence of names, as many as the head has
             classes. ``None`` embeds the shipped names of an upstream or ILSVRC-2012 head
@@ -167,9 +170,13 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
 
 def _metadata(model, net, kind, image_size, labels_names, top_k, label_scores, folded):
     import bit_keras
-    output_size = int(net.output.shape[-1])
-    key = sigs.OUTPUT_KEYS[kind]
-    outputs = {key: ["float32", [None, output_size]]}
+    if isinstance(net.output, dict):  # a pyramid: [batch, height, width, channels] per block
+        outputs = {k: ["float32", [None, None, None, int(v.shape[-1])]]
+                   for k, v in net.output.items()}
+        output_size = sum(v[1][-1] for v in outputs.values())
+    else:
+        output_size = int(net.output.shape[-1])
+        outputs = {sigs.OUTPUT_KEYS[kind]: ["float32", [None, output_size]]}
     if labels_names:
         k = min(top_k, output_size)
         outputs.update(top_labels=["string", [None, k]], top_scores=["float32", [None, k]],

@@ -115,6 +115,8 @@ def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS):
 def outputs(values, kind, names=None, top_k=5, label_scores="softmax"):
     """The signature's output dict: the model output and, with ``names`` (a string tensor of
     the class names, a constant: OpenVINO converts no lookup table), the top classes."""
+    if isinstance(values, dict):  # a feature pyramid: its block outputs by name
+        return dict(values)
     result = {OUTPUT_KEYS[kind]: values}
     if names is not None:
         probabilities = tf.nn.softmax(values) if label_scores == "softmax" else tf.sigmoid(values)

@@ -60,6 +60,7 @@ def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=F
     >>> model = bit_keras.load("BiT-M-R50x1", weights="BiT-M-R50x1.npz")
     >>> bit_keras.export_tflite(model, "bit_m_r50x1_fv.tflite", kind="feature_vector")
     """
+    checks.one_of(kind, "kind", ("feature_vector", "classifier"))
     checks.one_of(quantize, "quantize", QUANTIZE)
     checks.positive_int(representative_images, "representative_images")
     if (quantize == "int8") != (representative_data is not None):

@@ -5,6 +5,7 @@ numerics of ``docs/design.md`` ("The BiT model").
 """
 
 from bit_keras.layers import fused
+from bit_keras.layers.drop_path import DropPath
 from bit_keras.layers.fused import compiled_kernels
 from bit_keras.layers.group_norm import GN_EPSILON, GN_GROUPS, GroupNormalization
 from bit_keras.layers.residual_add import ResidualAdd
@@ -15,5 +16,5 @@ from bit_keras.layers.standardized_conv import (
                                                 standardize_kernel,
 )
 
-__all__ = ["GN_EPSILON", "GN_GROUPS", "GroupNormalization", "ResidualAdd", "StandardizedConv2D",
+__all__ = ["DropPath", "GN_EPSILON", "GN_GROUPS", "GroupNormalization", "ResidualAdd", "StandardizedConv2D",
            "WS_EPSILON", "compiled_kernels", "fused", "given_standardized_kernels", "standardize_kernel"]

@@ -11,6 +11,7 @@ import keras
 
 from bit_keras import layers as bit_layers
 from bit_keras.models import variants
+from bit_keras.models.plan import OUTPUT_STRIDES, block_plan
 from bit_keras.utils import checks
 
 # Block b has 64 * width * 2**(b-1) bottleneck channels and 4x that at its output.
@@ -24,14 +25,15 @@ def unit_prefix(block, unit):
     return f"block{block}_unit{unit:02d}"
 
 
-def _conv(filters, kernel_size, strides, name, padding="valid", dtype=None):
+def _conv(filters, kernel_size, strides, name, padding="valid", dtype=None, dilation=1):
     return bit_layers.StandardizedConv2D(
-        filters, kernel_size, strides=strides, padding=padding, use_bias=False,
-        name=name, dtype=dtype)
+        filters, kernel_size, strides=strides, padding=padding, dilation_rate=dilation,
+        use_bias=False, name=name, dtype=dtype)
 
 
-def apply_unit(x, filters, strides, prefix, groups, dtype=None):
-    """One pre-activation bottleneck unit; the stride sits on the 3x3 convolution."""
+def apply_unit(x, filters, strides, prefix, groups, dtype=None, dilation=1, drop_path=0.0):
+    """One pre-activation bottleneck unit; the stride (or the dilation) sits on the 3x3
+    convolution; ``drop_path`` > 0 drops the branch per example in training."""
     preact = bit_layers.GroupNormalization(
         groups, activation="relu", name=f"{prefix}_a_gn", dtype=dtype)(x)
     shortcut = x
@@ -40,14 +42,18 @@ def apply_unit(x, filters, strides, prefix, groups, dtype=None):
     y = _conv(filters, 1, 1, f"{prefix}_a_conv", dtype=dtype)(preact)
     y = bit_layers.GroupNormalization(groups, activation="relu", name=f"{prefix}_b_gn", dtype=dtype)(y)
     if strides == 1:
-        # Symmetric padding of 1 is what 'same' does for a 3x3 kernel at stride 1.
-        y = _conv(filters, 3, 1, f"{prefix}_b_conv", padding="same", dtype=dtype)(y)
+        # Symmetric padding of 1 (of the dilation) is what 'same' does for a 3x3 kernel at
+        # stride 1.
+        y = _conv(filters, 3, 1, f"{prefix}_b_conv", padding="same", dtype=dtype,
+                  dilation=dilation)(y)
     else:
         # At stride 2 'same' would pad (0, 1); the weights were trained with (1, 1).
         y = keras.layers.ZeroPadding2D(1, name=f"{prefix}_b_pad", dtype=dtype)(y)
         y = _conv(filters, 3, strides, f"{prefix}_b_conv", dtype=dtype)(y)
     y = bit_layers.GroupNormalization(groups, activation="relu", name=f"{prefix}_c_gn", dtype=dtype)(y)
     y = _conv(filters * EXPANSION, 1, 1, f"{prefix}_c_conv", dtype=dtype)(y)
+    if drop_path:
+        y = bit_layers.DropPath(drop_path, name=f"{prefix}_drop_path", dtype=dtype)(y)
     return bit_layers.ResidualAdd(name=f"{prefix}_add", dtype=dtype)([y, shortcut])
 
 
@@ -60,10 +66,19 @@ def apply_stem(x, filters, dtype=None):
     return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name="stem", dtype=dtype)(x)
 
 
-def _check_spec(units, width, num_classes, include_top, base_filters, groups):
+def _check_spec(units, width, num_classes, include_top, base_filters, groups, output_stride,
+                drop_path_rate):
     units = tuple(units)
-    if len(units) != 4 or not all(checks._is_int(u) and u >= 1 for u in units):
-        raise ValueError(f"units must be four positive ints. Received: units={units!r}")
+    if not 1 <= len(units) <= 4 or not all(checks._is_int(u) and u >= 1 for u in units):
+        raise ValueError("units must be one to four positive ints, one per block (BiT has "
+                         f"four; ViT-hybrids three). Received: units={units!r}")
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}. Received: "
+                         f"output_stride={output_stride!r}")
+    if not isinstance(drop_path_rate, (int, float)) or isinstance(drop_path_rate, bool) \
+            or not 0 <= drop_path_rate < 1:
+        raise ValueError("drop_path_rate must be a number in [0, 1). Received: "
+                         f"drop_path_rate={drop_path_rate!r}")
     checks.positive_int(width, "width")
     checks.positive_int(base_filters, "base_filters")
     checks.positive_int(groups, "groups")
@@ -80,17 +95,18 @@ def _top(x, num_classes, include_top):
     return keras.layers.Activation("linear", name="features", dtype="float32")(x)
 
 
-def _graph(units, width, num_classes, include_top, base_filters, groups, input_shape, dtype):
+def _graph(units, width, num_classes, include_top, base_filters, groups, input_shape, dtype,
+           output_stride=32, drop_path_rate=0.0):
     images = keras.Input(shape=input_shape, name="images")
     # Images come in [0, 1]; the BiT weights expect [-1, 1] (the official (x - 127.5) / 127.5).
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="rescale", dtype=dtype)(images)
     x = apply_stem(x, base_filters * width, dtype=dtype)
-    for b, n in enumerate(units, start=1):
+    for b, u, strides, dilation, drop_path in block_plan(units, output_stride, drop_path_rate):
         filters = base_filters * width * 2 ** (b - 1)
-        for u in range(1, n + 1):
-            strides = 2 if (u == 1 and b > 1) else 1
-            x = apply_unit(x, filters, strides, unit_prefix(b, u), groups, dtype=dtype)
-        x = keras.layers.Identity(name=f"block{b}", dtype=dtype)(x)
+        x = apply_unit(x, filters, strides, unit_prefix(b, u), groups, dtype=dtype,
+                       dilation=dilation, drop_path=drop_path)
+        if u == units[b - 1]:
+            x = keras.layers.Identity(name=f"block{b}", dtype=dtype)(x)
     x = bit_layers.GroupNormalization(groups, activation="relu", name="final_gn", dtype=dtype)(x)
     x = keras.layers.GlobalAveragePooling2D(name="pre_logits", dtype=dtype)(x)
     return images, _top(x, num_classes, include_top)
@@ -107,7 +123,8 @@ class BiTModel(keras.Model):
     ``bit_keras.resnet_v2`` is this constructor.
 
     Args:
-        units: units per block, e.g. ``(3, 4, 6, 3)`` for R50.
+        units: units per block, e.g. ``(3, 4, 6, 3)`` for R50 (one to four blocks; the
+            ViT-hybrids use three).
         width: width multiplier; block b has ``base_filters * width * 2**(b-1)``
             bottleneck channels.
         num_classes: size of the zero-initialized head (ignored when ``include_top=False``).
@@ -117,6 +134,11 @@ class BiTModel(keras.Model):
         groups: GroupNorm groups, 32 for BiT.
         input_shape: NHWC shape without batch; height and width may be None.
         variant: the ``bit_keras.VARIANTS`` name the model was built as, or None.
+        output_stride: 32 (BiT), or 16 or 8 for dense prediction: the later blocks keep
+            their resolution and dilate their 3x3 convolutions (the same weights).
+        drop_path_rate: stochastic depth, the drop probability of the last unit's branch
+            in training (rising linearly from 0 over the units); 0 (the default) adds no
+            layer, and it is the identity at inference.
         dtype: a Keras dtype policy name such as ``"mixed_bfloat16"``; the head always
             computes in float32.
         name: the model name.
@@ -133,12 +155,14 @@ class BiTModel(keras.Model):
     def __init__(self, units=(3, 4, 6, 3), width=1, num_classes=1000, include_top=True,
                  base_filters=BASE_FILTERS, groups=bit_layers.GN_GROUPS,
                  input_shape=(None, None, 3), variant=None, dtype=None, name=None,
-                 backbone=None, **kwargs):
-        units = _check_spec(units, width, num_classes, include_top, base_filters, groups)
+                 backbone=None, output_stride=32, drop_path_rate=0.0, **kwargs):
+        units = _check_spec(units, width, num_classes, include_top, base_filters, groups,
+                            output_stride, drop_path_rate)
         num_classes = int(num_classes) if include_top else None
         if backbone is None:
             images, outputs = _graph(units, width, num_classes, include_top, base_filters,
-                                     groups, input_shape, dtype)
+                                     groups, input_shape, dtype, output_stride,
+                                     float(drop_path_rate))
         else:
             images = backbone.input
             outputs = _top(backbone.get_layer("pre_logits").output, num_classes, include_top)
@@ -147,6 +171,7 @@ class BiTModel(keras.Model):
         self.units, self.width, self.num_classes = units, int(width), num_classes
         self.include_top, self.base_filters, self.groups = bool(include_top), base_filters, groups
         self.variant, self.compute_policy = variant, dtype
+        self.output_stride, self.drop_path_rate = output_stride, float(drop_path_rate)
 
     # fit, evaluate and predict trace these steps for their own runs, never for an artefact:
     # the compiled kernels may run there (bit_keras.layers.compiled_kernels).
@@ -169,15 +194,17 @@ class BiTModel(keras.Model):
 
     @property
     def feature_size(self):
-        """How many pre-logits features the model has: ``base_filters * width * 32``."""
-        return self.base_filters * self.width * 32
+        """How many pre-logits features the model has: ``base_filters * width * 32`` for
+        four blocks (``EXPANSION * 2**(blocks - 1)`` times ``base_filters * width``)."""
+        return self.base_filters * self.width * EXPANSION * 2 ** (len(self.units) - 1)
 
     def spec(self):
         """The constructor arguments that fix the architecture (not the name or weights)."""
         return dict(units=self.units, width=self.width, num_classes=self.num_classes,
                     include_top=self.include_top, base_filters=self.base_filters,
                     groups=self.groups, input_shape=tuple(self.input_shape[1:]),
-                    variant=self.variant, dtype=self.compute_policy)
+                    variant=self.variant, dtype=self.compute_policy,
+                    output_stride=self.output_stride, drop_path_rate=self.drop_path_rate)
 
     def get_config(self):
         spec = self.spec()
@@ -194,7 +221,7 @@ class BiTModel(keras.Model):
 
 def resnet_v2(units=(3, 4, 6, 3), width=1, num_classes=1000, include_top=True,
               base_filters=BASE_FILTERS, groups=bit_layers.GN_GROUPS, input_shape=(None, None, 3),
-              dtype=None, name=None):
+              dtype=None, name=None, output_stride=32, drop_path_rate=0.0):
     """Builds a BiT ResNet-v2 of any depth and width, randomly initialized.
 
     Use ``bit_keras.build`` for the named BiT models; this generic builder serves small
@@ -210,7 +237,8 @@ def resnet_v2(units=(3, 4, 6, 3), width=1, num_classes=1000, include_top=True,
     >>> logits = model(np.random.rand(2, 64, 64, 3).astype("float32"))
     """
     return BiTModel(units, width, num_classes, include_top, base_filters, groups, input_shape,
-                    dtype=dtype, name=name)
+                    dtype=dtype, name=name, output_stride=output_stride,
+                    drop_path_rate=drop_path_rate)
 
 
 def spec_of(model):
@@ -224,7 +252,8 @@ def feature_extractor(model, names=FEATURE_NAMES):
     Args:
         model: a BiT model from ``bit_keras.build``/``load``/``resnet_v2``.
         names: any of ``"stem"``, ``"block1"`` .. ``"block4"`` (pre-activation block
-            outputs, strides 4, 4, 8, 16, 32) and ``"pre_logits"``.
+            outputs, strides 4, 4, 8, 16, 32, or at most the model's ``output_stride``) and
+            ``"pre_logits"``; blocks the model has.
 
     Returns:
         A ``keras.Model`` returning a dict name -> tensor, sharing ``model``'s variables.
@@ -234,8 +263,10 @@ def feature_extractor(model, names=FEATURE_NAMES):
     >>> backbone = bit_keras.feature_extractor(bit_keras.build("BiT-M-R50x1"))
     >>> feats = backbone(images)  # feats["block3"] has stride 16
     """
-    unknown = [n for n in names if n not in FEATURE_NAMES]
+    valid = [n for n in FEATURE_NAMES if any(layer.name == n for layer in model.layers)]
+    unknown = [n for n in names if n not in valid]
     if unknown:
-        raise ValueError(f"Unknown feature names {unknown}. Valid names are: {list(FEATURE_NAMES)}")
+        raise ValueError(f"Unknown feature names {unknown}. Valid names for this model are: "
+                         f"{valid}")
     outputs = {n: model.get_layer(n).output for n in names}
     return keras.Model(model.input, outputs, name=f"{model.name}_features")

@@ -21,7 +21,8 @@ def _resolve(name):
     return v.architecture_kwargs(), v.num_classes, v.name, v.name
 
 
-def build(name, num_classes=None, include_top=True, input_shape=(None, None, 3), dtype=None):
+def build(name, num_classes=None, include_top=True, input_shape=(None, None, 3), dtype=None,
+          output_stride=32, drop_path_rate=0.0):
     """Builds a named BiT architecture with random weights and a zero-initialized head.
 
     Args:
@@ -32,6 +33,8 @@ def build(name, num_classes=None, include_top=True, input_shape=(None, None, 3),
         include_top: if False, the model outputs the ``2048 * width`` pre-logits features.
         input_shape: NHWC without batch; any height and width by default.
         dtype: a Keras dtype policy name, e.g. ``"mixed_bfloat16"``.
+        output_stride, drop_path_rate: for dense prediction (``bit_keras.BiTModel``): 16 or
+            8 dilates the later blocks; stochastic depth in training. The same weights.
 
     Returns:
         A ``keras.Model`` taking float32 images in [0, 1].
@@ -51,11 +54,12 @@ def build(name, num_classes=None, include_top=True, input_shape=(None, None, 3),
     else:
         checks.positive_int(num_classes, "num_classes", allow_none=True)
     return bit_model.BiTModel(**arch, num_classes=num_classes, include_top=include_top,
-                              input_shape=input_shape, variant=variant, dtype=dtype, name=label)
+                              input_shape=input_shape, variant=variant, dtype=dtype, name=label,
+                              output_stride=output_stride, drop_path_rate=drop_path_rate)
 
 
 def load(name, weights=None, num_classes=None, include_top=True, input_shape=(None, None, 3),
-         dtype=None):
+         dtype=None, output_stride=32, drop_path_rate=0.0):
     """Builds a named BiT model and loads its weights, strictly.
 
     Args:
@@ -66,7 +70,7 @@ def load(name, weights=None, num_classes=None, include_top=True, input_shape=(No
         num_classes: ``None`` keeps the checkpoint's own head; an int puts a fresh
             zero-initialized head of that size on the pre-trained backbone (BiT fine-tuning).
         include_top: if False, drop the head and output the pre-logits features.
-        input_shape, dtype: as for ``bit_keras.build``.
+        input_shape, dtype, output_stride, drop_path_rate: as for ``bit_keras.build``.
 
     Returns:
         The ``keras.Model`` with the checkpoint's weights.
@@ -92,8 +96,8 @@ def load(name, weights=None, num_classes=None, include_top=True, input_shape=(No
             f"Checkpoint {weights} has no head; pass num_classes=N for a fresh head or "
             "include_top=False")
     model = build(name, num_classes=ckpt_classes if keep_head else num_classes,
-                  include_top=include_top,
-                  input_shape=input_shape, dtype=dtype)
+                  include_top=include_top, input_shape=input_shape, dtype=dtype,
+                  output_stride=output_stride, drop_path_rate=drop_path_rate)
     transfer.load_weights(model, _Named(tensors, weights), skip_head=not keep_head)
     return model
 
