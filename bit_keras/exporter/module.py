@@ -27,23 +27,19 @@ def select_model(model, kind):
     ``include_top=False`` (its output layer is ``features``), else a sub-model that stops at
     ``pre_logits``.
     """
+    from bit_keras.models import resolver
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}. Received: kind={kind!r}")
-    if not isinstance(model, keras.Model) or not _has_layer(model, "pre_logits"):
+    features = resolver.pre_logits(model)  # refuses a model without pre_logits
+    if kind == "feature_vector":
+        return features
+    if not resolver.has_layer(model, resolver.HEAD):
         raise ValueError(
-            "model must be a BiT model from bit_keras.build/load/resnet_v2 (it has no "
-            f"'pre_logits' layer). Received: model={getattr(model, 'name', model)!r}")
-    if kind == "classifier":
-        if not _has_layer(model, "head"):
-            raise ValueError(
-                "kind='classifier' needs a model with a head (built with include_top=True). "
-                f"Received: model={model.name!r}, which outputs features; use "
-                "kind='feature_vector'")
-        return model
-    if _has_layer(model, "features"):
-        return model
-    return keras.Model(model.input, model.get_layer("pre_logits").output,
-                       name=f"{model.name}_feature_vector")
+            "kind='classifier' needs a model with a head (built with include_top=True). "
+            f"Received: model={model.name!r}, which outputs features; use "
+            "kind='feature_vector'")
+    return model
 
 
 class BitModule(tf.Module):
