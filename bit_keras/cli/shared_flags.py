@@ -97,8 +97,8 @@ def run_settings(fv, save=True):
 
 
 def model(fv, name="model", weights="weights"):
-    """The model ``--<name>`` names (``bit_keras.models.resolver.resolve``), without its head:
-    the data decides the head."""
+    """The model to train that ``--<name>`` names (``bit_keras.models.resolver.resolve``;
+    a SavedModel: its features, trainable), without its head: the data decides the head."""
     from bit_keras.models import resolver
     return resolver.resolve(fv[name].value, fv[weights].value, fv.bit_pretrained_dir,
-                            include_top=False, name=f"--{name}")
+                            include_top=False, trainable=True, name=f"--{name}")

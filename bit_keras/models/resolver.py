@@ -41,7 +41,8 @@ def pre_logits(model):
                        name=f"{model.name}_feature_vector")
 
 
-def resolve(model, weights=None, pretrained_dir=None, include_top=True, name="model"):
+def resolve(model, weights=None, pretrained_dir=None, include_top=True, trainable=False,
+            name="model"):
     """A model (or, for a SavedModel, a function of images) from what a user names.
 
     Args:
@@ -54,10 +55,14 @@ def resolve(model, weights=None, pretrained_dir=None, include_top=True, name="mo
             or a download (``bit_keras.load``).
         pretrained_dir: a folder of official checkpoints named after the variants.
         include_top: keep the checkpoint's head (False: the model outputs its features).
+        trainable: a SavedModel becomes a Keras model to train (a feature-vector export
+            wrapped in ``bit_keras.SavedModelLayer``, its output layer called
+            ``pre_logits``, so that ``fine_tune`` puts a head on it) instead of a function.
         name: the argument's name in error messages (``"teacher"``, ``"--model"``).
 
     Returns:
-        A ``keras.Model``, or for a SavedModel a function ``f(images, training=False)``.
+        A ``keras.Model``, or for a SavedModel (unless ``trainable``) a function
+        ``f(images, training=False)``.
 
     Example:
 
@@ -77,7 +82,7 @@ def resolve(model, weights=None, pretrained_dir=None, include_top=True, name="mo
             raise FileNotFoundError(f"{name} file does not exist. Received: {name}={path!r}")
         return keras.saving.load_model(path, compile=False)
     if os.path.isdir(path):
-        return _saved_model(path, name)
+        return _trainable_saved_model(path, name) if trainable else _saved_model(path, name)
     if os.path.isfile(path):
         tensors = formats.read_checkpoint(path)
         units, stem, classes = transfer.checkpoint_structure(tensors)
@@ -107,3 +112,35 @@ def _saved_model(path, name):
     def call(images, training=False):
         return loaded(images)
     return call
+
+
+def _trainable_saved_model(path, name):
+    """A feature-vector SavedModel as a Keras model whose output layer is ``pre_logits``."""
+    from bit_keras.exporter import SavedModelLayer  # the exporter's own reader of its exports
+
+    if "logits" in _serving_outputs(path, name):
+        raise ValueError(f"{name} {path!r} is a classifier; a model to train needs its "
+                         "features: export it with kind='feature_vector'")
+    layer = SavedModelLayer(path, trainable=True, name=PRE_LOGITS)
+    if not layer.saved_variables:
+        raise ValueError(f"{name} {path!r} has no variables to train")
+    inputs = keras.Input((None, None, 3), name="images")
+    outputs = layer(inputs)
+    if len(outputs.shape) != 2:
+        raise ValueError(f"{name} {path!r} must output [batch, features] to be trained. "
+                         f"Received: output shape {tuple(outputs.shape)}")
+    return keras.Model(inputs, outputs, name=os.path.basename(os.path.normpath(path)))
+
+
+def _serving_outputs(path, name):
+    """The output names of a SavedModel's ``serving_default`` (read from its graph, without
+    loading it)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"{name} {path!r} is a folder without saved_model.pb")
+    graph = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        graph.ParseFromString(f.read())
+    signatures = graph.meta_graphs[0].signature_def if graph.meta_graphs else {}
+    return set(signatures["serving_default"].outputs) if "serving_default" in signatures else set()

@@ -161,7 +161,8 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
 
     Args:
         teacher: see ``load_teacher``; its outputs must have one logit per class of the data.
-        student: a BiT model; a head of the wrong size is replaced by a zero one.
+        student: a BiT model (or what ``bit_keras.models.resolver.resolve`` takes); a head
+            of the wrong size is replaced by a zero one.
         train_data, eval_data: anything ``bit_keras.data.load_source`` takes. The labels are
             not learnt; ``eval_data`` scores the student's accuracy and its agreement with
             the teacher.

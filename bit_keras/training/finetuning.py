@@ -69,8 +69,7 @@ class FineTune(runner.Recipe):
         model = model_setup.with_head(model, source.num_classes)
         frozen = model_setup.freeze_blocks(model, self.freeze)
         if frozen:
-            logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0],
-                                frozen[-1])
+            logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
         return model, frozen
 
 
@@ -90,6 +89,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         model: a BiT ``keras.Model`` (``bit_keras.load(name, num_classes=K)``). A head of
             another size (or none) is replaced by a zero-initialized one of the right size.
             For ``strategy="multi_worker"`` create the strategy before building the model.
+            Also a variant name, a checkpoint file, a ``.keras`` file or a feature-vector
+            SavedModel (``bit_keras.models.resolver.resolve``).
         train_data: anything ``bit_keras.data.load_source`` takes: a folder of class
             subfolders (or with ``train/`` and ``test/``), a TFDS name, a
             ``tf.data.Dataset``, an ``(images, labels)`` pair, a ``bit_keras.data.Source``.

@@ -19,6 +19,8 @@ from bit_keras.training import step as steps_lib
 from bit_keras.training import strategy as strategies
 from bit_keras.utils import checks
 
+KERAS_WEIGHTS_FILE = "weights.weights.h5"  # a model the official layout cannot hold
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -62,11 +64,18 @@ def check_numbers(base_lr=None, every=None):
 
 
 def save_final_weights(model, run_dir, chief, name="weights.npz"):
-    """Writes the trained weights to ``<run_dir>/<name>`` (the chief only); returns the path
-    or None."""
+    """Writes the trained weights to ``<run_dir>/<name>`` (the chief only) in the official
+    layout; a model around a SavedModel (``bit_keras.SavedModelLayer``), which has no place
+    in that layout, to ``<run_dir>/weights.weights.h5`` (``model.load_weights`` reads it).
+    Returns the path or None."""
     from bit_keras.checkpoints import transfer
+    from bit_keras.exporter import SavedModelLayer
     if run_dir is None or not chief:
         return None
+    if any(isinstance(layer, SavedModelLayer) for layer in model.layers):
+        path = os.path.join(run_dir, KERAS_WEIGHTS_FILE)
+        model.save_weights(path, overwrite=True)
+        return path
     return transfer.save_npz(model, os.path.join(run_dir, name))
 
 

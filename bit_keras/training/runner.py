@@ -170,16 +170,19 @@ def run(recipe, model, train_data, eval_data, settings):
 
     Args:
         recipe: a ``Recipe``.
-        model: a Keras model (``bit_keras.models.resolver.resolve`` makes one from a name).
+        model: a Keras model, or what ``bit_keras.models.resolver.resolve`` takes (a variant
+            name, a checkpoint, a ``.keras`` file, a feature-vector SavedModel to train).
         train_data, eval_data: anything ``bit_keras.data.load_source`` takes; ``eval_data``
             None evaluates on the training data's test split when the recipe says so
             (``Recipe.default_eval``), else on nothing.
         settings: the ``RunSettings``.
     """
     from bit_keras import data
+    from bit_keras.models import resolver
 
     strategy = strategies.resolve_strategy(settings.strategy)
     settings = dataclasses.replace(settings, strategy=strategy)
+    model = resolver.resolve(model, include_top=False, trainable=True)  # the data picks the head
     loop.check_numbers(every=dict(eval_every=settings.eval_every,
                                   checkpoint_every=settings.checkpoint_every))
     checks.positive_int(settings.eval_batch, "eval_batch", allow_none=True)
