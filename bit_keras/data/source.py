@@ -124,6 +124,11 @@ class Source:
         self.description = description
 
     @property
+    def store(self):
+        """The ``store.Store`` the images live in (a streamed source's files: ``streams``)."""
+        return self._store
+
+    @property
     def num_examples(self):
         return len(self.labels)
 

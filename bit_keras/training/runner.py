@@ -22,6 +22,7 @@ import os
 
 from absl import logging
 
+from bit_keras.models import resolver
 from bit_keras.training import loop, model_setup, reporting, run_lock, run_record
 from bit_keras.training import step as steps_lib
 from bit_keras.training import strategy as strategies
@@ -178,11 +179,9 @@ def run(recipe, model, train_data, eval_data, settings):
         settings: the ``RunSettings``.
     """
     from bit_keras import data
-    from bit_keras.models import resolver
 
     strategy = strategies.resolve_strategy(settings.strategy)
     settings = dataclasses.replace(settings, strategy=strategy)
-    model = resolver.resolve(model, include_top=False, trainable=True)  # the data picks the head
     loop.check_numbers(every=dict(eval_every=settings.eval_every,
                                   checkpoint_every=settings.checkpoint_every))
     checks.positive_int(settings.eval_batch, "eval_batch", allow_none=True)
@@ -190,6 +189,7 @@ def run(recipe, model, train_data, eval_data, settings):
     source = recipe.load(train_data)
     loop.check_classes(source)
     eval_source = eval_source_of(source, train_data, eval_data, recipe.default_eval)
+    model = resolver.resolve(model, include_top=False, trainable=True)  # the data picks the head
     plan = recipe.plan(source, model, settings)
     # Everything is checked before run.json is written: a corrected command must not be
     # refused as "a run with other settings".
