@@ -284,3 +284,23 @@ def test_cli_error_is_one_line_and_exit_status_1(workdir):
     assert missing.returncode == 1
     errors = [line for line in err.splitlines() if line.startswith("fine_tune: error:")]
     assert len(errors) == 1 and "nowhere" in errors[0], err[-2000:]
+
+
+def test_a_feature_vector_saved_model_fine_tunes_and_a_classifier_is_refused(workdir, tmp_path):
+    """The resolver makes a SavedModel a model to train (issue 25): its features under a new
+    head, its variables trained, the weights written as Keras weights (no official layout)."""
+    from bit_keras.models import resolver
+    model = _load_tiny_keras(workdir / "tiny.keras")
+    features = bit_keras.export(model, tmp_path / "fv", kind="feature_vector")
+    classifier = bit_keras.export(model, tmp_path / "cl", kind="classifier", labels=False)
+    with pytest.raises(ValueError, match="is a classifier; a model to train needs its features"):
+        bit_keras.fine_tune(classifier, str(workdir / "task"), steps=2, batch=6)
+    result = bit_keras.fine_tune(features, str(workdir / "task"), run_dir=str(tmp_path / "run"),
+                                 steps=2, batch=6, resize=support.RESIZE, crop=support.CROP,
+                                 progress=False)
+    assert result.step == 2 and result.weights_path.endswith("weights.weights.h5")
+    again = training.with_head(resolver.resolve(features, trainable=True), len(support.CLASSES))
+    again.load_weights(result.weights_path)
+    images = np.random.default_rng(2).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(again(images), result.model(images))
+    assert not np.allclose(result.model.get_layer("head").get_weights()[0], 0)

@@ -16,18 +16,19 @@ import os
 
 from absl import flags
 
-from bit_keras.cli import common
+from bit_keras.cli import common, shared_flags
 
 PROG = "export"
 
 
 def define_flags(fv=flags.FLAGS):
     """The command's flags, defined on ``fv``."""
-    flags.DEFINE_string("model", None, "A bit_keras.VARIANTS name (BiT-M-R50x1) or an "
-                        "architecture (R50x1).", flag_values=fv)
-    flags.DEFINE_string("weights", None, "Checkpoint: .npz (official/timm), .h5 or "
-                        ".safetensors. Default: the official file, downloaded once.",
-                        flag_values=fv)
+    shared_flags.define(fv, model=None, weights=None,
+                        helps={"model": "A bit_keras.VARIANTS name (BiT-M-R50x1) or an "
+                                        "architecture (R50x1).",
+                               "weights": "Checkpoint: .npz (official/timm), .h5 or "
+                                          ".safetensors. Default: the official file, "
+                                          "downloaded once."})
     flags.DEFINE_enum("kind", "feature_vector", ["feature_vector", "classifier"],
                       "What to export.", flag_values=fv)
     flags.DEFINE_string("out", None, "SavedModel directory (TF Serving model directory with "

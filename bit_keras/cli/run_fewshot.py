@@ -5,28 +5,27 @@ Examples:
     bit-keras fewshot --model BiT-M-R50x1 --weights BiT-M-R50x1.npz \\
         --dataset cifar10 --image_size 128 --shots 1,5,10,25 --seeds 3 --out fewshot.json
     bit-keras fewshot --saved_model export/bit_m-r50x1_fv \\
-        --dataset bit_synthetic/downstream --data_dir /tmp/tfds
+        --dataset bit_synthetic/downstream --datadir /tmp/tfds
 """
 
 from absl import flags
 
-from bit_keras.cli import common
+from bit_keras.cli import common, shared_flags
 
 PROG = "fewshot"
 
 
 def define_flags(fv=flags.FLAGS):
     """The command line's flags, defined on ``fv`` (the global flags by default)."""
-    flags.DEFINE_string("model", None, "A BiT name (BiT-M-R50x1) or architecture (R50x1).",
-                        flag_values=fv)
-    flags.DEFINE_string("weights", None, "Checkpoint for --model (.npz/.h5/.safetensors); "
-                        "default: the official file, downloaded once.", flag_values=fv)
+    shared_flags.define(fv, "weights", model=None, dataset="bit_synthetic/downstream",
+                        helps={"model": "A BiT name (BiT-M-R50x1), architecture (R50x1) or "
+                                        "checkpoint file; its features: pre-logits.",
+                               "dataset": "A TFDS name or a folder with train/ and test/ "
+                                          "class subfolders."})
     flags.DEFINE_string("saved_model", None, "A feature-vector SavedModel directory, instead "
                         "of --model.", flag_values=fv)
-    flags.DEFINE_string("dataset", "bit_synthetic/downstream",
-                        "A TFDS name or a folder with train/ and test/ class subfolders.",
-                        flag_values=fv)
-    flags.DEFINE_string("data_dir", None, "TFDS data directory.", flag_values=fv)
+    shared_flags.define(fv, "datadir")
+    flags.DEFINE_alias("data_dir", "datadir", flag_values=fv)  # this command's first spelling
     flags.DEFINE_string("train_split", "train", "Split to draw the shots from.", flag_values=fv)
     flags.DEFINE_string("test_split", "test", "Split to measure accuracy on.", flag_values=fv)
     flags.DEFINE_list("shots", ["1", "5", "10", "25"], "Examples per class, comma-separated.",
@@ -62,14 +61,10 @@ def run(model=None, weights=None, saved_model=None, dataset="bit_synthetic/downs
     if (model is None) == (saved_model is None):
         raise ValueError("give exactly one of model= (with weights=) and saved_model=. "
                          f"Received: model={model!r}, saved_model={saved_model!r}")
-    if saved_model is not None:
-        import tensorflow as tf
-        feature_fn = tf.saved_model.load(saved_model)
-        name = saved_model
-    else:
-        import bit_keras
-        feature_fn = bit_keras.load(model, weights=weights, include_top=False)
-        name = model
+    from bit_keras.models import resolver
+    name = model if saved_model is None else saved_model
+    feature_fn = resolver.resolve(name, weights=weights, include_top=False,
+                                  name="model" if saved_model is None else "saved_model")
     result = fewshot.evaluate(feature_fn, dataset, dataset, shots=shots, seeds=seeds,
                               l2_reg=l2_reg, batch_size=batch_size, image_size=image_size,
                               train_split=train_split, test_split=test_split, data_dir=data_dir)
@@ -90,7 +85,7 @@ def main(argv, fv=flags.FLAGS):
             raise ValueError(f"--shots must be comma-separated ints. Received: "
                              f"{','.join(fv.shots)}") from None
         return run(model=fv.model, weights=fv.weights, saved_model=fv.saved_model,
-                   dataset=fv.dataset, data_dir=fv.data_dir, train_split=fv.train_split,
+                   dataset=fv.dataset, data_dir=fv.datadir, train_split=fv.train_split,
                    test_split=fv.test_split, shots=shots, seeds=fv.seeds, l2_reg=fv.l2_reg,
                    batch_size=fv.batch_size, image_size=fv.image_size, out=fv.out)
 

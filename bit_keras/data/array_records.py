@@ -11,11 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from bit_keras.data.files import SIZE_SAMPLE, header_sizes_of_bytes, sampled_median_area
+from bit_keras.data.store import Store
 
 _READ_BATCH = 1024  # records read together by the label pass
 
 
-class ArrayRecordStore:
+class ArrayRecordStore(Store):
     """Records ``indices`` of a TFDS ArrayRecord data source; ``parse(serialized) ->
     (encoded image, int64 label)``."""
 

@@ -12,6 +12,8 @@ import concurrent.futures
 import numpy as np
 import tensorflow as tf
 
+from bit_keras.data.store import Store
+
 # What tf.io.decode_image reads right; the rest goes to Pillow.
 TF_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp")
 SIZE_SAMPLE = 1000  # files whose headers estimate the median image area
@@ -68,14 +70,14 @@ def sampled_median_area(count, all_shapes, shapes_of):
     return float(np.median(shapes[:, 0] * shapes[:, 1])) if len(shapes) else None
 
 
-class FileStore:
+class FileStore(Store):
     """Image files, decoded in the pipeline. ``may_fail``: an element can fail to decode."""
 
     may_fail = True
 
     def __init__(self, paths):
         self.paths = list(paths)
-        self._shapes = None
+        self._shapes = self._tensor = None
 
     def subset(self, indices):
         return FileStore([self.paths[i] for i in indices])
@@ -110,7 +112,7 @@ class FileStore:
         return tf.gather(self._paths_tensor(), i)
 
     def _paths_tensor(self):
-        if not hasattr(self, "_tensor"):
+        if self._tensor is None:
             self._tensor = tf.constant(self.paths)
         return self._tensor
 

@@ -62,7 +62,7 @@ def train_dataset(source, batch_size, resize=160, crop=128, mixup_alpha=0.0, see
     >>> images, labels = next(iter(ds))
     """
     _check_source(source)
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = checks.positive_int(batch_size, "batch_size")
     seed = sampling.check_seed(seed)
     start_step = sampling.check_seed(start_step, "start_step")
     resize, crop = check_augmentation(augment, resize, crop, mixup_alpha)
@@ -128,9 +128,9 @@ def check_augmentation(augment, resize, crop, mixup_alpha=0.0):
     """``(resize, crop)`` once ``train_dataset``'s augmentation settings are checked (a
     training run calls it before it writes anything); raises a ValueError naming one."""
     checks.one_of(augment, "augment", aug.AUGMENTATIONS)
-    crop = _positive_int(crop, "crop")
+    crop = checks.positive_int(crop, "crop")
     if augment == "hyperrule":
-        resize = _positive_int(resize, "resize")
+        resize = checks.positive_int(resize, "resize")
         if resize < crop:
             raise ValueError("resize must be at least crop. "
                              f"Received: resize={resize}, crop={crop}")
@@ -160,8 +160,8 @@ def eval_dataset(source, batch_size, crop=128, input_context=None, skipped_log=N
     >>> ds = bit_keras.data.eval_dataset(bit_keras.data.from_tfds("cifar10", "test"), 100)
     """
     _check_source(source)
-    batch_size = _positive_int(batch_size, "batch_size")
-    crop = _positive_int(crop, "crop")
+    batch_size = checks.positive_int(batch_size, "batch_size")
+    crop = checks.positive_int(crop, "crop")
     if source.streaming:
         return _finish(streams.eval_stream(source, batch_size, crop, input_context, skipped_log),
                        input_context)
@@ -229,7 +229,3 @@ def _check_source(source):
                         "bit_keras.data.load_source). Received: " + type(source).__name__)
     if source.num_examples == 0:
         raise ValueError(f"source must hold images. Received: {source!r}")
-
-
-def _positive_int(value, name):
-    return checks.positive_int(value, name)

@@ -21,6 +21,7 @@ from bit_keras.checkpoints.cache import cache_dir
 from bit_keras.data import sampling
 from bit_keras.data.files import SIZE_SAMPLE
 from bit_keras.data.source import EncodedStore, Source
+from bit_keras.data.store import Store
 from bit_keras.utils import atomic
 
 IMAGE_KEY, LABEL_KEY, TEXT_KEY = "image/encoded", "image/class/label", "image/class/text"
@@ -41,7 +42,7 @@ def example_parser(image_key, label_key, label_offset=0):
     return parse
 
 
-class RecordStore:
+class RecordStore(Store):
     """TFRecord files; file ``f`` contributes its records ``skips[f] .. skips[f] +
     counts[f]``; ``parse(serialized) -> (encoded image, int64 label)``."""
 

@@ -1,22 +1,31 @@
 """``Source``: a random-access set of labelled images, the one thing the pipelines read.
 
-Images live in one of three stores: decoded pixels in memory (``from_arrays``,
-``from_dataset``), encoded images, each a file path or its encoded bytes in memory (a
-few-shot ``from_folder`` draw), or files decoded lazily in the pipeline (``from_folder``:
-``files.FileStore``). Either store gives the pipelines a TensorFlow function
-from an example index to a float32 HWC image in [0, 1], so the same index always yields
-the same image and a pipeline can start anywhere in its stream.
+Images live in one of five stores, each an implementation of ``store.Store``: decoded
+pixels in memory (``ArrayStore``: ``from_arrays``, ``from_dataset``), encoded images, each a
+file path or its encoded bytes in memory (``EncodedStore``: a few-shot ``from_folder`` draw,
+a TFDS split read into memory), files decoded lazily in the pipeline (``files.FileStore``:
+``from_folder``), TFRecord shards streamed in file order (``records.RecordStore``) and a TFDS
+split read by random access (``array_records.ArrayRecordStore``). A random-access store gives
+the pipelines a TensorFlow function from an example index to a float32 HWC image in [0, 1],
+so the same index always yields the same image and a pipeline can start anywhere in its
+stream.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from bit_keras.data.store import Store
 
-class ArrayStore:
+
+class ArrayStore(Store):
     """Decoded RGB images in one flat buffer (uint8 0..255 or float32 0..1), any sizes."""
 
     def __init__(self, flat, offsets, shapes):
-        self.flat, self.offsets, self.shapes = flat, offsets, shapes
+        self.flat, self.offsets, self._shapes = flat, offsets, shapes
+
+    @property
+    def shapes(self):
+        return self._shapes
 
     @classmethod
     def from_images(cls, images):
@@ -47,7 +56,7 @@ class ArrayStore:
         return load
 
 
-class EncodedStore:
+class EncodedStore(Store):
     """Encoded images (JPEG, PNG, BMP, GIF): a file path each, or the bytes in memory.
 
     ``blobs[i]`` non-empty means the bytes are in memory (a TFDS record, or a file that
@@ -55,7 +64,11 @@ class EncodedStore:
     """
 
     def __init__(self, paths, blobs, shapes):
-        self.paths, self.blobs, self.shapes = list(paths), list(blobs), shapes
+        self.paths, self.blobs, self._shapes = list(paths), list(blobs), shapes
+
+    @property
+    def shapes(self):
+        return self._shapes
 
     def subset(self, indices):
         return EncodedStore([self.paths[i] for i in indices], [self.blobs[i] for i in indices],
@@ -111,6 +124,11 @@ class Source:
         self.description = description
 
     @property
+    def store(self):
+        """The ``store.Store`` the images live in (a streamed source's files: ``streams``)."""
+        return self._store
+
+    @property
     def num_examples(self):
         return len(self.labels)
 
@@ -134,10 +152,7 @@ class Source:
         """The median height x width of the original images (the HyperRule's resolution rule)."""
         if self.num_examples == 0:
             raise ValueError(f"{self!r} has no images, so it has no median image area.")
-        if hasattr(self._store, "median_area"):  # a FileStore estimates it from a sample
-            return self._store.median_area()
-        shapes = self._store.shapes.astype(np.float64)
-        return float(np.median(shapes[:, 0] * shapes[:, 1]))
+        return self._store.median_area()
 
     def one_hot_labels(self):
         """float32 ``(N, num_classes)``: one-hot rows, or the multi-hot rows as they are."""
@@ -168,20 +183,19 @@ class Source:
     @property
     def streaming(self):
         """True when the pipelines stream the images from files (TFRecords) in file order."""
-        return getattr(self._store, "streaming", False)
+        return self._store.streaming
 
     @property
     def reads_in_python(self):
         """True when the pipelines read some images through Python (``tf.numpy_function``):
         ArrayRecord records, or files only Pillow decodes. A tf.data service worker cannot."""
-        return bool(getattr(self._store, "reads_in_python", False))
+        return bool(self._store.reads_in_python)
 
     @property
     def may_fail(self):
         """True when an image can fail to decode in the pipeline (files read lazily)."""
-        return getattr(self._store, "may_fail", False)
+        return self._store.may_fail
 
     def describe_example(self, i):
         """A string tensor naming example ``i`` (its file path), for skip reports."""
-        describe = getattr(self._store, "describe", None)
-        return describe(i) if describe else tf.strings.as_string(i)
+        return self._store.describe(i)

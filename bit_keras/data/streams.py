@@ -21,7 +21,7 @@ def decode(encoded):
 def stream_files(source, input_context):
     """(pipeline id, the indices of this pipeline's files, its record count): files are
     dealt out."""
-    store = source._store
+    store = source.store
     i, n = (0, 1) if input_context is None else (input_context.input_pipeline_id,
                                                  input_context.num_input_pipelines)
     if len(store.files) < n:
@@ -42,7 +42,7 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
     element ``g`` is a function of ``(seed, i, g)`` as for random-access sources: a resumed
     stream starts at epoch ``g // n`` and skips ``g % n`` raw records (read, not decoded).
     """
-    store = source._store
+    store = source.store
     pipeline, files, n = stream_files(source, input_context)
     first = start_step * batch_size
     paths = tf.constant([store.files[f] for f in files])
@@ -92,7 +92,7 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
 
 def eval_stream(source, batch_size, crop, input_context, skipped_log):
     """Every record of this pipeline's files once, in file order (undecodable ones left out)."""
-    store = source._store
+    store = source.store
     _, files, _ = stream_files(source, input_context) if input_context else (0, None, 0)
 
     def example(serialized):

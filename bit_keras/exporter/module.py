@@ -18,10 +18,6 @@ KINDS = ("feature_vector", "classifier", "feature_pyramid")
 PYRAMID = ("block1", "block2", "block3", "block4")
 
 
-def _has_layer(model, name):
-    return any(layer.name == name for layer in model.layers)
-
-
 def select_model(model, kind):
     """The Keras model an export of ``kind`` serves, sharing ``model``'s variables.
 
@@ -30,27 +26,23 @@ def select_model(model, kind):
     ``pre_logits``. The feature pyramid is a sub-model returning a dict of the block outputs
     the model has (``PYRAMID``), for detection and segmentation heads.
     """
+    from bit_keras.models import resolver
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}. Received: kind={kind!r}")
-    if not isinstance(model, keras.Model) or not _has_layer(model, "pre_logits"):
-        raise ValueError(
-            "model must be a BiT model from bit_keras.build/load/resnet_v2 (it has no "
-            f"'pre_logits' layer). Received: model={getattr(model, 'name', model)!r}")
+    features = resolver.pre_logits(model)  # refuses a model without pre_logits
+    if kind == "feature_vector":
+        return features
     if kind == "feature_pyramid":
-        names = tuple(n for n in PYRAMID if _has_layer(model, n))
+        names = tuple(n for n in PYRAMID if resolver.has_layer(model, n))
         return keras.Model(model.input, {n: model.get_layer(n).output for n in names},
                            name=f"{model.name}_feature_pyramid")
-    if kind == "classifier":
-        if not _has_layer(model, "head"):
-            raise ValueError(
-                "kind='classifier' needs a model with a head (built with include_top=True). "
-                f"Received: model={model.name!r}, which outputs features; use "
-                "kind='feature_vector'")
-        return model
-    if _has_layer(model, "features"):
-        return model
-    return keras.Model(model.input, model.get_layer("pre_logits").output,
-                       name=f"{model.name}_feature_vector")
+    if not resolver.has_layer(model, resolver.HEAD):
+        raise ValueError(
+            "kind='classifier' needs a model with a head (built with include_top=True). "
+            f"Received: model={model.name!r}, which outputs features; use "
+            "kind='feature_vector'")
+    return model
 
 
 class BitModule(tf.Module):

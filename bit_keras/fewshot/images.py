@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from bit_keras.models import resolver
 from bit_keras.utils import checks
 
 
@@ -65,7 +66,8 @@ def as_feature_fn(obj):
     Args:
         obj: a Keras model (a BiT model with a head gives its ``pre_logits``), a SavedModel
             from ``tf.saved_model.load`` (``__call__``, else ``serving_default``), a
-            ``hub.KerasLayer`` or any function of a float32 image batch.
+            ``hub.KerasLayer``, any function of a float32 image batch, or what
+            ``bit_keras.models.resolver.resolve`` takes (a variant name, a file, a folder).
 
     Returns:
         A function of a float32 ``[B, H, W, 3]`` batch in [0, 1].
@@ -80,11 +82,12 @@ def as_feature_fn(obj):
     if obj is None:
         raise ValueError("feature_fn is required for the linear probe (only fit_fn=... runs "
                          "without one). Received: feature_fn=None")
+    if isinstance(obj, (str, os.PathLike)):
+        obj = resolver.resolve(obj, include_top=False, name="feature_fn")
     if isinstance(obj, keras.Model):
-        names = {layer.name for layer in obj.layers}
-        if "head" in names and "pre_logits" in names:
-            obj = keras.Model(obj.inputs, obj.get_layer("pre_logits").output)
-        call = obj.predict_on_batch
+        if resolver.has_layer(obj, resolver.PRE_LOGITS):
+            obj = resolver.pre_logits(obj)
+        call = _with_compiled_kernels(obj.predict_on_batch)
     elif not callable(obj) and "serving_default" in getattr(obj, "signatures", {}):
         call = _signature_call(obj.signatures["serving_default"])
     elif callable(obj):
@@ -101,6 +104,17 @@ def as_feature_fn(obj):
                              f"{out.shape} for a batch of {len(images)} images")
         return out
     return features
+
+
+def _with_compiled_kernels(predict):
+    """``predict`` traced and run in this thread inside ``compiled_kernels()``: the library's
+    own run of the model, never saved (bit_keras.layers.fused)."""
+    from bit_keras import layers
+
+    def call(images):
+        with layers.compiled_kernels():
+            return predict(images)
+    return call
 
 
 def _signature_call(signature):

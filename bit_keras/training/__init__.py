@@ -1,8 +1,9 @@
-"""The training machinery shared by ``bit_keras.fine_tune`` and ``bit_keras.pretrain``.
+"""The training machinery under ``bit_keras.fine_tune``, ``pretrain`` and ``distill``.
 
-A training step of our own under any ``tf.distribute`` strategy, gradient accumulation,
-mixed precision, resumable checkpoints and reporting; the task (data, loss, schedule, weight
-decay) comes in as parameters.
+One runner (``run``) runs a ``Recipe`` (its plan, loss and ``run.json`` pins) with the
+``RunSettings`` all recipes share; under it, a training step of our own under any
+``tf.distribute`` strategy, gradient accumulation, mixed precision, resumable checkpoints
+and reporting.
 
 Example:
 
@@ -21,10 +22,12 @@ from bit_keras.training.reporting import (
     read_skipped,
     skipped_log,
 )
-from bit_keras.training.step import LOSSES, make_eval_step, make_train_step
+from bit_keras.training.runner import Plan, Recipe, Result, RunSettings, run
+from bit_keras.training.step import LOSSES, Loss, make_eval_step, make_train_step
 from bit_keras.training.strategy import STRATEGIES, make_strategy, resolve_strategy
 
 __all__ = ["CHECKPOINT_DIR", "Checkpointer", "LOSSES", "METRICS_FILE", "PRECISIONS",
-           "SKIPPED_FILE", "STRATEGIES", "TrainResult", "check_settings", "freeze_blocks",
-           "make_eval_step", "make_strategy", "make_train_step", "read_metrics", "read_skipped",
-           "replica", "resolve_strategy", "skipped_log", "train", "with_head"]
+           "SKIPPED_FILE", "STRATEGIES", "Loss", "Plan", "Recipe", "Result", "RunSettings",
+           "TrainResult", "check_settings", "freeze_blocks", "make_eval_step", "make_strategy",
+           "make_train_step", "read_metrics", "read_skipped", "replica", "resolve_strategy",
+           "run", "skipped_log", "train", "with_head"]

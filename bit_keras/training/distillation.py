@@ -11,16 +11,14 @@ gradient clipping at global norm 1, learning rate 0.03 with a linear warmup (500
 then cosine decay, decoupled weight decay 3e-4 on kernels, 1200 epochs ("patient").
 """
 
-import dataclasses
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from bit_keras import training
-from bit_keras.training import finetuning, loop, run_lock
+from bit_keras.models import resolver
+from bit_keras.training import loop, model_setup, runner
+from bit_keras.training import step as steps_lib
 from bit_keras.utils import checks
 
 BASE_LR = 0.03
@@ -29,59 +27,96 @@ WARMUP_STEPS = 5000
 CLIP_NORM = 1.0
 MIXUP_ALPHA = 1.0
 EPOCHS = 1200
-WEIGHTS_FILE = "weights.npz"
 NOT_DECAYED = ["gamma", "beta", "bias"]  # GroupNorm parameters and biases: kernels only
 
 
-@dataclasses.dataclass
-class DistillResult:
-    """What ``distill`` returns: the student, the history (``step``, ``lr``, ``loss`` (the
-    KL), ``val_loss`` and ``accuracy`` on the labels), the last step, the run folder, the
-    official-layout ``.npz``, the checkpoint resumed from, and the top-1 agreement of student
-    and teacher on the evaluation data (None without it)."""
+DistillResult = runner.Result  # the one Result type (with ``agreement``)
 
-    model: object
-    history: list
-    step: int
-    run_dir: str | None
-    weights_path: str | None
-    resumed_from: str | None
-    agreement: float | None
 
-    @property
-    def accuracy(self):
-        return training.reporting.last_accuracy(self.history)
+class FunctionMatching(steps_lib.Loss):
+    """The step's loss: KL(teacher || student) at ``temperature`` against the teacher's
+    outputs on the very images the student sees (the labels are not learnt; evaluation
+    scores them with softmax)."""
+
+    def __init__(self, teacher, temperature=1.0):
+        super().__init__("softmax")
+        self.teacher, self.temperature = teacher, temperature
+
+    def targets(self, images, labels):
+        return self.teacher(images, training=False)
+
+    def per_example(self, targets, logits):
+        return steps_lib.distillation_loss(targets, logits, self.temperature)
+
+
+class Distill(runner.Recipe):
+    """Function matching: Adam with clipping and decoupled decay, warmup then cosine,
+    consistent views (made once, seen by teacher and student)."""
+
+    def __init__(self, teacher, steps=None, epochs=None, base_lr=BASE_LR,
+                 weight_decay=WEIGHT_DECAY, warmup_steps=None, clip_norm=CLIP_NORM,
+                 temperature=1.0, crop=224, augment="inception", resize=None,
+                 mixup_alpha=MIXUP_ALPHA):
+        self.teacher, self.steps, self.epochs, self.base_lr = teacher, steps, epochs, base_lr
+        self.weight_decay, self.warmup_steps, self.clip_norm = weight_decay, warmup_steps, clip_norm
+        self.temperature, self.crop, self.augment = temperature, crop, augment
+        self.resize, self.mixup_alpha = resize, mixup_alpha
+
+    def check(self):
+        loop.check_numbers(base_lr=self.base_lr)
+        checks.positive_int(self.crop, "crop")
+        for name, value in (("clip_norm", self.clip_norm), ("temperature", self.temperature)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
+
+    def plan(self, source, model, settings):
+        steps = self.steps
+        if steps is None:
+            epochs = EPOCHS if self.epochs is None else self.epochs
+            if not epochs > 0:
+                raise ValueError(f"epochs must be positive. Received: epochs={epochs!r}")
+            steps = max(1, round(epochs * source.num_examples / settings.batch))
+        steps = checks.positive_int(steps, "steps")
+        lr = schedule(steps, self.base_lr, self.warmup_steps)
+        return runner.Plan(
+            steps, lr, self.augment, self.resize or self.crop * 9 // 8, self.crop,
+            self.mixup_alpha, optimizer=_optimizer(self.base_lr, self.weight_decay,
+                                                   self.clip_norm),
+            text=f"Function matching: {steps} steps at batch {settings.batch}, Adam lr "
+                 f"{self.base_lr:g} (warmup {lr.warmup_steps}, cosine)")
+
+    def ready(self, model, source, settings):
+        self.teacher = load_teacher(self.teacher)
+        outputs = int(self.teacher(tf.zeros([1, self.crop, self.crop, 3]),
+                                   training=False).shape[-1])
+        if outputs != source.num_classes:
+            raise ValueError(f"The teacher has {outputs} outputs but the data has "
+                             f"{source.num_classes} classes; distil on data of the teacher's "
+                             "classes")
+
+    def loss(self, source, settings):
+        teacher = model_setup.frozen_replica(self.teacher, settings.strategy, settings.precision)
+        return FunctionMatching(teacher, self.temperature)
+
+    def pinned(self, plan):
+        return {"steps": plan.steps, "base_lr": self.base_lr, "warmup_steps":
+                plan.schedule.warmup_steps, "weight_decay": self.weight_decay,
+                "clip_norm": self.clip_norm, "temperature": self.temperature,
+                "augment": plan.augment, "resize": plan.resize, "crop": plan.crop,
+                "mixup_alpha": plan.mixup_alpha}
+
+    def finish(self, model, eval_input):
+        return {"agreement": None if eval_input is None else agreement(model, self.teacher,
+                                                                        eval_input())}
 
 
 def load_teacher(teacher):
     """A teacher: a Keras model; a variant name (``"BiT-M-R152x2-teacher-224"``, its weights
     found like ``bit_keras.load``'s); a checkpoint file (``.npz``, ``.h5``, ``.safetensors``
-    of a width-multiplied BiT); or a reusable SavedModel directory (``bit_keras.export`` of a
-    classifier, a TF Hub BiT classifier) called as ``teacher(images)``."""
-    import bit_keras
-    from bit_keras.checkpoints import formats, transfer
-
-    if isinstance(teacher, keras.Model):
-        return teacher
-    if not isinstance(teacher, (str, os.PathLike)):
-        raise ValueError("teacher must be a Keras model, a bit_keras variant name, a checkpoint "
-                         f"file or a SavedModel directory. Received: {type(teacher).__name__}")
-    teacher = os.fspath(teacher)
-    if os.path.isdir(teacher):
-        if not os.path.isfile(os.path.join(teacher, "saved_model.pb")):
-            raise ValueError(f"teacher {teacher!r} is a folder without saved_model.pb")
-        loaded = tf.saved_model.load(teacher)
-        return lambda images, training=False: loaded(images)
-    if os.path.isfile(teacher):
-        tensors = formats.read_checkpoint(teacher)
-        units, stem, classes = transfer.checkpoint_structure(tensors)
-        if classes is None or stem % 64:
-            raise ValueError(f"teacher {teacher!r} needs a head and a stem of 64 x width "
-                             "channels to be built from the file alone; build the model and "
-                             "pass it instead")
-        model = bit_keras.resnet_v2(units, stem // 64, num_classes=classes)
-        return bit_keras.load_weights(model, tensors)
-    return bit_keras.load(teacher)
+    of a width-multiplied BiT); a ``.keras`` file; or a reusable SavedModel directory
+    (``bit_keras.export`` of a classifier, a TF Hub BiT classifier) called as
+    ``teacher(images)`` (``bit_keras.models.resolver.resolve``)."""
+    return resolver.resolve(teacher, name="teacher")
 
 
 def _optimizer(base_lr, weight_decay, clip_norm):
@@ -121,12 +156,13 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
             warmup_steps=None, clip_norm=CLIP_NORM, temperature=1.0, crop=224,
             augment="inception", resize=None, mixup_alpha=MIXUP_ALPHA, seed=0,
             precision="float32", strategy=None, eval_every=None, checkpoint_every=1000,
-            progress=None):
+            progress=None, data_service=None):
     """Distils ``teacher`` into ``student`` by function matching, resumably.
 
     Args:
         teacher: see ``load_teacher``; its outputs must have one logit per class of the data.
-        student: a BiT model; a head of the wrong size is replaced by a zero one.
+        student: a BiT model (or what ``bit_keras.models.resolver.resolve`` takes); a head
+            of the wrong size is replaced by a zero one.
         train_data, eval_data: anything ``bit_keras.data.load_source`` takes. The labels are
             not learnt; ``eval_data`` scores the student's accuracy and its agreement with
             the teacher.
@@ -140,11 +176,11 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
         temperature: of the softmaxes the KL compares (1).
         crop, augment, resize, mixup_alpha: the views (``"inception"`` crops at 224, flips,
             MixUp alpha 1), made once per batch and seen by both networks.
-        seed, precision, strategy, eval_every, checkpoint_every, progress: as for
-            ``bit_keras.fine_tune``.
+        seed, precision, strategy, eval_every, checkpoint_every, progress, data_service: as
+            for ``bit_keras.fine_tune``.
 
     Returns:
-        A ``DistillResult``.
+        A ``bit_keras.training.Result`` (with ``agreement``).
 
     Example:
 
@@ -153,60 +189,9 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
     >>> result = bit_keras.distill(teacher, student, "imagenet2012", run_dir="runs/fm",
     ...                            steps=100_000, strategy="mirrored")
     """
-    from bit_keras import data
-
-    strategy = training.resolve_strategy(strategy)
-    loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
-                                                   checkpoint_every=checkpoint_every))
-    checks.positive_int(crop, "crop")
-    for name, value in (("clip_norm", clip_norm), ("temperature", temperature)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-            raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
-    resize = resize or crop * 9 // 8
-    data.check_augmentation(augment, resize, crop, mixup_alpha)
-    training.check_settings(batch, batch_split, precision, strategy)
-    source = data.load_source(train_data, "train")
-    loop.check_classes(source)
-    eval_source = (None if eval_data is None
-                   else finetuning.eval_source_of(data, eval_data, explicit=True))
-    if steps is None:
-        epochs = EPOCHS if epochs is None else epochs
-        if not epochs > 0:
-            raise ValueError(f"epochs must be positive. Received: epochs={epochs!r}")
-        steps = max(1, round(epochs * source.num_examples / batch))
-    steps = checks.positive_int(steps, "steps")
-    teacher = load_teacher(teacher)
-    outputs = int(teacher(tf.zeros([1, crop, crop, 3]), training=False).shape[-1])
-    if outputs != source.num_classes:
-        raise ValueError(f"The teacher has {outputs} outputs but the data has "
-                         f"{source.num_classes} classes; distil on data of the teacher's classes")
-    lr = schedule(steps, base_lr, warmup_steps)
-    logging.info("Function matching: %d steps at batch %d, Adam lr %g (warmup %d, cosine), "
-                 "%d examples of %d classes", steps, batch, base_lr, lr.warmup_steps,
-                 source.num_examples, source.num_classes)
-    chief = training.strategy.worker(strategy)[2]
-    with run_lock.hold(run_dir if chief else None):
-        student = training.with_head(student, source.num_classes)
-        skipped = training.skipped_log(run_dir)
-
-        def train_input(context, start_step):
-            return data.train_dataset(source, context.get_per_replica_batch_size(batch),
-                                      resize=resize, crop=crop, mixup_alpha=mixup_alpha,
-                                      seed=seed, start_step=start_step, augment=augment,
-                                      input_context=context, skipped_log=skipped)
-
-        eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
-
-        def eval_input():
-            return data.eval_dataset(eval_source, eval_batch, crop, skipped_log=skipped)
-
-        result = training.train(
-            student, train_input, steps, lr, batch, strategy=strategy, batch_split=batch_split,
-            precision=precision, eval_input=None if eval_source is None else eval_input,
-            eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
-            progress=progress, optimizer=_optimizer(base_lr, weight_decay, clip_norm),
-            teacher=teacher, temperature=temperature)
-        weights_path = loop.save_final_weights(result.model, run_dir, chief, WEIGHTS_FILE)
-        agree = None if eval_source is None else agreement(result.model, teacher, eval_input())
-        return DistillResult(result.model, result.history, result.step, run_dir, weights_path,
-                             result.resumed_from, agree)
+    recipe = Distill(teacher, steps, epochs, base_lr, weight_decay, warmup_steps, clip_norm,
+                     temperature, crop, augment, resize, mixup_alpha)
+    return runner.run(recipe, student, train_data, eval_data, runner.RunSettings(
+        run_dir=run_dir, batch=batch, batch_split=batch_split, precision=precision,
+        strategy=strategy, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        progress=progress, data_service=data_service))

@@ -2,58 +2,75 @@
 
 Kolesnikov et al., "Big Transfer (BiT)", arXiv 1912.11370, section 3.3: SGD with momentum,
 a zero-initialized head, and schedule length, resolution and MixUp picked from the dataset
-by ``bit_keras.hyperrule``. The loop (distribution, ``batch_split``, precision, checkpoints,
-resume, reporting) is ``bit_keras.training.train``. The command line ``bit-keras fine_tune``
+by ``bit_keras.hyperrule``: the ``FineTune`` recipe, run by ``bit_keras.training.runner.run``
+(distribution, ``batch_split``, precision, checkpoints, resume, ``run.json``, reporting). The
+command line ``bit-keras fine_tune``
 (``bit_keras/cli/run_fine_tune.py``) is a thin layer of flags over it.
 """
 
 import dataclasses
-import json
 import os
 
 from absl import logging
 
-from bit_keras import training
 from bit_keras.models import network as bit_model
 from bit_keras.training import hyperrule as hyperrule_lib
-from bit_keras.training import loop, run_lock
-from bit_keras.utils import atomic, checks
+from bit_keras.training import loop, model_setup, run_record, runner
 
-WEIGHTS_FILE = "weights.npz"
-RUN_FILE = "run.json"
+RUN_FILE = run_record.RUN_FILE
 EXPORT_KINDS = ("feature_vector", "classifier")
+FineTuneResult = runner.Result  # the one Result type (``hyperparams`` is its ``plan``)
 
 
-@dataclasses.dataclass
-class FineTuneResult:
-    """What ``bit_keras.fine_tune`` returns.
+class FineTune(runner.Recipe):
+    """The BiT-HyperRule transfer recipe: SGD with momentum, a zero head, the schedule,
+    resolution and MixUp from the dataset's size and image area."""
 
-    Attributes:
-        model: the fine-tuned model (the one passed in, or a new model sharing its backbone
-            when its head had to be replaced to fit the number of classes).
-        hyperparams: the ``bit_keras.hyperrule.HyperParams`` used.
-        history: one dict per evaluation: ``step``, ``lr``, ``loss`` (training, mean since
-            the previous evaluation), ``val_loss``, ``accuracy``, ``images_per_second``.
-        step: the last step trained.
-        run_dir: the run folder (None when nothing was written).
-        weights_path: the final weights in the official ``.npz`` layout, or None.
-        resumed_from: the checkpoint this run resumed from, or None.
-        frozen: names of the layers kept frozen.
-    """
+    default_eval = True
 
-    model: object
-    hyperparams: hyperrule_lib.HyperParams
-    history: list
-    step: int
-    run_dir: str | None
-    weights_path: str | None
-    resumed_from: str | None
-    frozen: list
+    def __init__(self, hyperrule="code", base_lr=hyperrule_lib.BASE_LR, steps=None,
+                 resize=None, crop=None, mixup_alpha=None, examples_per_class=None,
+                 examples_per_class_seed=0, freeze=None, batch_scaling=True):
+        self.flavour, self.base_lr, self.steps = hyperrule, base_lr, steps
+        self.overrides = {k: v for k, v in dict(resize=resize, crop=crop,
+                                                mixup_alpha=mixup_alpha).items() if v is not None}
+        self.examples_per_class = examples_per_class
+        self.examples_per_class_seed = examples_per_class_seed
+        self.freeze, self.batch_scaling = freeze, batch_scaling
 
-    @property
-    def accuracy(self):
-        """The last validation accuracy, or None."""
-        return training.reporting.last_accuracy(self.history)
+    def check(self):
+        loop.check_numbers(base_lr=self.base_lr)
+
+    def load(self, train_data):
+        from bit_keras import data
+        return data.load_source(train_data, "train", examples_per_class=self.examples_per_class,
+                                seed=self.examples_per_class_seed)
+
+    def plan(self, source, model, settings):
+        hp = hyperrule_lib.hyperrule(source.num_examples, source.median_image_area(),
+                                     settings.batch, self.flavour, self.base_lr,
+                                     architecture=_architecture(model), steps=self.steps,
+                                     batch_scaling=self.batch_scaling)
+        hp = dataclasses.replace(hp, **self.overrides)
+        return runner.Plan(hp.steps, hp.schedule(), "hyperrule", hp.resize, hp.crop,
+                           hp.mixup_alpha, momentum=hp.momentum, details=hp,
+                           text=hp.describe())
+
+    def ready(self, model, source, settings):
+        model_setup.frozen_layer_names(model, self.freeze)  # check before touching anything
+
+    def pinned(self, plan):
+        hp = plan.details
+        return {**dataclasses.asdict(hp), "supports": list(hp.supports),
+                "examples_per_class": self.examples_per_class,
+                "examples_per_class_seed": self.examples_per_class_seed}
+
+    def prepare(self, model, source):
+        model = model_setup.with_head(model, source.num_classes)
+        frozen = model_setup.freeze_blocks(model, self.freeze)
+        if frozen:
+            logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
+        return model, frozen
 
 
 def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="code", batch=512,
@@ -72,6 +89,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         model: a BiT ``keras.Model`` (``bit_keras.load(name, num_classes=K)``). A head of
             another size (or none) is replaced by a zero-initialized one of the right size.
             For ``strategy="multi_worker"`` create the strategy before building the model.
+            Also a variant name, a checkpoint file, a ``.keras`` file or a feature-vector
+            SavedModel (``bit_keras.models.resolver.resolve``).
         train_data: anything ``bit_keras.data.load_source`` takes: a folder of class
             subfolders (or with ``train/`` and ``test/``), a TFDS name, a
             ``tf.data.Dataset``, an ``(images, labels)`` pair, a ``bit_keras.data.Source``.
@@ -109,7 +128,7 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
             micro-batch).
 
     Returns:
-        A ``FineTuneResult``.
+        A ``bit_keras.training.Result`` (its ``hyperparams``: the HyperRule's choices).
 
     Example:
 
@@ -118,110 +137,12 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
     ...                              batch=64, examples_per_class=10)
     >>> result.accuracy
     """
-    from bit_keras import data
-
-    strategy = training.resolve_strategy(strategy)
-    loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
-                                                       checkpoint_every=checkpoint_every))
-    source = data.load_source(train_data, "train", examples_per_class=examples_per_class,
-                              seed=examples_per_class_seed)
-    loop.check_classes(source)
-    eval_source = eval_source_of(data, train_data if eval_data is None else eval_data,
-                               explicit=eval_data is not None)
-    if eval_source is not None and list(eval_source.class_names) != list(source.class_names):
-        raise ValueError("eval_data must have the classes of train_data, in the same order. "
-                         f"Received: train classes {list(source.class_names)[:10]}, eval classes "
-                         f"{list(eval_source.class_names)[:10]}")
-    hp = hyperrule_lib.hyperrule(source.num_examples, source.median_image_area(), batch, hyperrule,
-                                 base_lr, architecture=_architecture(model), steps=steps,
-                                 batch_scaling=batch_scaling)
-    checks.positive_int(eval_batch, "eval_batch", allow_none=True)
-    hp = dataclasses.replace(hp, **{k: v for k, v in dict(
-        resize=resize, crop=crop, mixup_alpha=mixup_alpha).items() if v is not None})
-    # Everything is checked before run.json is written: a corrected command must not be
-    # refused as "a run with other settings".
-    data.check_augmentation("hyperrule", hp.resize, hp.crop, hp.mixup_alpha)
-    data_service = data.service.check_run(data_service, source)
-    training.check_settings(hp.batch, batch_split, precision, strategy)
-    training.model_setup.frozen_layer_names(model, freeze)  # check before touching anything
-    logging.info("%s on %d examples of %d classes", hp.describe(), source.num_examples,
-                 source.num_classes)
-    chief = training.strategy.worker(strategy)[2]
-    with run_lock.hold(run_dir if chief else None):
-        if run_dir is not None and chief:
-            _record_run(run_dir, hp, dict(examples_per_class=examples_per_class,
-                                          examples_per_class_seed=examples_per_class_seed, seed=seed,
-                                          num_classes=source.num_classes,
-                                          num_examples=source.num_examples,
-                                          class_names=[str(n) for n in source.class_names]))
-        model = training.with_head(model, source.num_classes)
-        frozen = training.freeze_blocks(model, freeze)
-        if frozen:
-            logging.info("Freezing %d layers: %s ... %s", len(frozen), frozen[0], frozen[-1])
-
-        skipped = training.skipped_log(run_dir)
-
-        def train_input(context, start_step):
-            return data.train_dataset(source, context.get_per_replica_batch_size(hp.batch),
-                                      hp.resize, hp.crop, hp.mixup_alpha, seed=seed,
-                                      start_step=start_step, augment="hyperrule",
-                                      input_context=context, skipped_log=skipped,
-                                      data_service=data_service)
-
-        if eval_batch is None:
-            eval_batch = max(1, hp.batch // (batch_split * strategy.num_replicas_in_sync))
-        result = training.train(
-            model, train_input, hp.steps, hp.schedule(), hp.batch, strategy=strategy,
-            loss="sigmoid" if source.multi_label else "softmax", momentum=hp.momentum,
-            batch_split=batch_split, precision=precision,
-            eval_input=None if eval_source is None else (
-                lambda: data.eval_dataset(eval_source, eval_batch, hp.crop,
-                                                skipped_log=skipped)),
-            eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
-            progress=progress)
-        weights_path = loop.save_final_weights(model, run_dir, chief, WEIGHTS_FILE)
-        return FineTuneResult(model, hp, result.history, result.step, run_dir, weights_path,
-                              result.resumed_from, frozen)
-
-
-def eval_source_of(data, spec, explicit):
-    """The evaluation ``Source``: explicit data, or a name's test split when there is one."""
-    if explicit:
-        if isinstance(spec, (str, os.PathLike)) and os.path.isdir(spec) and not os.path.isdir(
-                os.path.join(spec, "test")):
-            return data.from_folder(os.fspath(spec))  # a folder of class subfolders
-        return data.load_source(spec, "test")
-    if isinstance(spec, (str, os.PathLike)):
-        spec = os.fspath(spec)
-        one_set_of_records = spec.startswith(data.TFRECORDS) and "{split}" not in spec
-        if not one_set_of_records and (not os.path.isdir(spec)
-                                       or os.path.isdir(os.path.join(spec, "test"))):
-            return data.load_source(spec, "test")
-    logging.warning("No evaluation data: pass eval_data= (or a folder with test/) to evaluate")
-    return None
-
-
-def _record_run(run_dir, hp, settings):
-    """Writes ``run.json``; a resumed run must have the same HyperRule choices and data."""
-    record = {**dataclasses.asdict(hp), "supports": list(hp.supports), **settings}
-    path = os.path.join(run_dir, RUN_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            before = json.loads(text)
-        except ValueError as error:
-            line = getattr(error, "lineno", None)
-            raise ValueError(f"{path}{'' if line is None else f', line {line}'} does not parse "
-                             f"({error}); repair or remove it, or use a new run_dir") from None
-        changed = sorted(k for k in record if k in before and before[k] != record[k])
-        if changed:
-            raise ValueError(
-                f"run_dir {run_dir!r} holds a run with other settings; use a new run_dir or the "
-                "same settings. Changed: " + "; ".join(
-                    f"{k}: {before[k]!r} -> {record[k]!r}" for k in changed))
-        return
-    atomic.write_json(path, record)
+    recipe = FineTune(hyperrule, base_lr, steps, resize, crop, mixup_alpha, examples_per_class,
+                      examples_per_class_seed, freeze, batch_scaling)
+    return runner.run(recipe, model, train_data, eval_data, runner.RunSettings(
+        run_dir=run_dir, batch=batch, batch_split=batch_split, precision=precision,
+        strategy=strategy, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        progress=progress, data_service=data_service, eval_batch=eval_batch))
 
 
 def _architecture(model):
@@ -235,8 +156,7 @@ def export_run(model, run_dir):
     the classifier carries the class names ``run.json`` recorded (the training data's)."""
     from bit_keras import exporter
 
-    with open(os.path.join(run_dir, RUN_FILE), encoding="utf-8") as f:
-        names = json.load(f).get("class_names")
+    names = run_record.read(run_dir).get("class_names")
     paths = []
     for kind in EXPORT_KINDS:
         labels = (names or False) if kind == "classifier" else None

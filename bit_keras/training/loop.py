@@ -1,4 +1,4 @@
-"""``train``: the training loop that fine-tuning and pre-training share.
+"""``train``: the training loop under every recipe (``runner.run``).
 
 Everything task-specific is a parameter: the data (a function of the input context and the
 step to start at), the loss, the learning rate schedule, momentum and weight decay. The loop
@@ -18,6 +18,8 @@ from bit_keras.training import checkpointing, model_setup, reporting, run_lock
 from bit_keras.training import step as steps_lib
 from bit_keras.training import strategy as strategies
 from bit_keras.utils import checks
+
+KERAS_WEIGHTS_FILE = "weights.weights.h5"  # a model the official layout cannot hold
 
 
 @dataclasses.dataclass
@@ -62,11 +64,18 @@ def check_numbers(base_lr=None, every=None):
 
 
 def save_final_weights(model, run_dir, chief, name="weights.npz"):
-    """Writes the trained weights to ``<run_dir>/<name>`` (the chief only); returns the path
-    or None."""
+    """Writes the trained weights to ``<run_dir>/<name>`` (the chief only) in the official
+    layout; a model around a SavedModel (``bit_keras.SavedModelLayer``), which has no place
+    in that layout, to ``<run_dir>/weights.weights.h5`` (``model.load_weights`` reads it).
+    Returns the path or None."""
     from bit_keras.checkpoints import transfer
+    from bit_keras.exporter import SavedModelLayer
     if run_dir is None or not chief:
         return None
+    if any(isinstance(layer, SavedModelLayer) for layer in model.layers):
+        path = os.path.join(run_dir, KERAS_WEIGHTS_FILE)
+        model.save_weights(path, overwrite=True)
+        return path
     return transfer.save_npz(model, os.path.join(run_dir, name))
 
 
@@ -81,8 +90,7 @@ def check_classes(source, name="train_data"):
 
 def train(model, train_input, steps, schedule, global_batch, *, strategy=None, loss="softmax",
           momentum=0.9, weight_decay=0.0, batch_split=1, precision="float32", eval_input=None,
-          eval_every=None, run_dir=None, checkpoint_every=None, progress=None, optimizer=None,
-          teacher=None, temperature=1.0):
+          eval_every=None, run_dir=None, checkpoint_every=None, progress=None, optimizer=None):
     """Trains ``model`` with SGD + momentum (or ``optimizer``) for ``steps`` steps, resumably.
 
     Args:
@@ -95,7 +103,9 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
         schedule: a learning rate or a ``keras.optimizers.schedules.LearningRateSchedule``.
         global_batch: examples per update over all replicas.
         strategy: a ``tf.distribute.Strategy``, a name for ``make_strategy`` or None.
-        loss: ``"softmax"`` or ``"sigmoid"`` cross-entropy on float labels ``[B, K]``.
+        loss: ``"softmax"`` or ``"sigmoid"`` cross-entropy on float labels ``[B, K]``, or a
+            ``bit_keras.training.step.Loss`` (distillation's function matching); evaluation
+            scores the labels with its ``kind``.
         momentum, weight_decay: SGD momentum; coupled L2 on kernels.
         batch_split: micro-batches per replica batch (gradient accumulation).
         precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (with loss scaling).
@@ -109,9 +119,6 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
         progress: show a progress bar (default: when stdout is a terminal).
         optimizer: ``fn(schedule) -> keras optimizer`` instead of SGD with ``momentum``
             (built in the strategy's scope; its state is checkpointed with the model).
-        teacher, temperature: distil from ``teacher`` (a model called on the same images,
-            ``make_train_step``) instead of learning the labels; evaluation still scores
-            the labels.
 
     Returns:
         A ``TrainResult``.
@@ -122,25 +129,27 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
     ...                                   0.003, global_batch=64)
     """
     steps = checks.positive_int(steps, "steps")
-    steps_lib.check_loss(loss)
+    loss = steps_lib.as_loss(loss)
     strategy = strategies.resolve_strategy(strategy)
     check_settings(global_batch, batch_split, precision, strategy)
     with run_lock.hold(run_dir if strategies.worker(strategy)[2] else None):
-        return _train(model, train_input, steps, schedule, global_batch, strategy, loss,
-                      momentum, weight_decay, batch_split, precision, eval_input, eval_every,
-                      run_dir, checkpoint_every, progress, optimizer, teacher, temperature)
+        return train_held(model, train_input, steps, schedule, global_batch, strategy=strategy,
+                          loss=loss, momentum=momentum, weight_decay=weight_decay,
+                          batch_split=batch_split, precision=precision, eval_input=eval_input,
+                          eval_every=eval_every, run_dir=run_dir,
+                          checkpoint_every=checkpoint_every, progress=progress,
+                          optimizer=optimizer)
 
 
-def _train(model, train_input, steps, schedule, global_batch, strategy, loss, momentum,
-           weight_decay, batch_split, precision, eval_input, eval_every, run_dir,
-           checkpoint_every, progress, make_optimizer=None, teacher=None, temperature=1.0):
-    """``train`` once its settings are checked and the run folder is held."""
+def train_held(model, train_input, steps, schedule, global_batch, *, strategy, loss, momentum,
+               weight_decay, batch_split, precision, eval_input, eval_every, run_dir,
+               checkpoint_every, progress, optimizer):
+    """``train`` once its settings are checked and the run folder is held (by ``train``, or
+    by the runner, which holds it from its ``run.json`` on)."""
     worker_model = model_setup.replica(model, strategy, precision,
                                        needs_copy=not strategies.is_default(strategy))
-    if teacher is not None:
-        teacher = model_setup.frozen_replica(teacher, strategy, precision)
     with strategy.scope():
-        optimizer = (make_optimizer(schedule) if make_optimizer is not None
+        optimizer = (optimizer(schedule) if optimizer is not None
                      else keras.optimizers.SGD(schedule, momentum=momentum))
         if precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -159,7 +168,7 @@ def _train(model, train_input, steps, schedule, global_batch, strategy, loss, mo
     else:
         logging.info("Nothing to train: %s is already at step %d of %d", run_dir, start, steps)
     train_step = steps_lib.make_train_step(worker_model, optimizer, strategy, global_batch, loss,
-                                           batch_split, weight_decay, teacher, temperature)
+                                           batch_split, weight_decay)
     eval_step = steps_lib.make_eval_step(worker_model, loss) if eval_input and chief else None
     learning_rate = schedule if callable(schedule) else (lambda s: schedule)
     data = iter(strategy.distribute_datasets_from_function(lambda ctx: train_input(ctx, start)))

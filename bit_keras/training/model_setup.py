@@ -4,10 +4,11 @@ import keras
 from absl import logging
 
 from bit_keras.models import network as bit_model
+from bit_keras.models.resolver import FEATURES, HEAD, PRE_LOGITS
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # Layers that compute in float32 whatever the policy: the logits and the features output.
-FLOAT32_LAYERS = ("head", "features")
+FLOAT32_LAYERS = (HEAD, FEATURES)
 
 
 def with_head(model, num_classes):
@@ -22,17 +23,17 @@ def with_head(model, num_classes):
     >>> model = bit_keras.training.with_head(bit_keras.build("BiT-M-R50x1"), 10)
     """
     names = [layer.name for layer in model.layers]
-    if "head" in names and model.get_layer("head").units == num_classes:
+    if HEAD in names and model.get_layer(HEAD).units == num_classes:
         return model
-    if "pre_logits" not in names:
-        raise ValueError(f"model must be a BiT model with a 'pre_logits' layer to take a new "
+    if PRE_LOGITS not in names:
+        raise ValueError(f"model must be a BiT model with a '{PRE_LOGITS}' layer to take a new "
                          f"head. Received: model {model.name!r} with layers {names[-3:]}")
     logging.info("Putting a zero-initialized %d-class head on %s", num_classes, model.name)
     if isinstance(model, bit_model.BiTModel):  # keeps its architecture
         spec = {**model.spec(), "num_classes": num_classes, "include_top": True}
         return bit_model.BiTModel(**spec, name=model.name, backbone=model)
-    logits = keras.layers.Dense(num_classes, kernel_initializer="zeros", name="head",
-                                dtype="float32")(model.get_layer("pre_logits").output)
+    logits = keras.layers.Dense(num_classes, kernel_initializer="zeros", name=HEAD,
+                                dtype="float32")(model.get_layer(PRE_LOGITS).output)
     return keras.Model(model.input, logits, name=model.name)
 
 

@@ -5,8 +5,9 @@ SGD with momentum 0.9, learning rate 0.03 x batch/256, linear warmup over 5000 s
 decay 1e-4, learning rate / 10 at epochs 30, 60 and 80 of 90 (BiT-S, BiT-M) or at 10, 23, 30
 and 37 of 40 (BiT-L), inception-style random crops at 224 with random flips, softmax
 cross-entropy for single-label data and sigmoid cross-entropy for multi-label data
-(ImageNet-21k, JFT). The loop (distribution, ``batch_split``, precision, checkpoints and
-resume, reporting) is ``bit_keras.training.train``, the same one ``fine_tune`` uses. The
+(ImageNet-21k, JFT). ``Pretrain`` is the recipe; ``bit_keras.training.runner.run`` runs it
+(distribution, ``batch_split``, precision, checkpoints and resume, ``run.json``, reporting),
+as it runs ``fine_tune``'s. The
 result is saved in the official ``.npz`` layout, which ``bit_keras.load``, ``fine_tune``,
 ``export``, timm and big_vision take unchanged.
 """
@@ -14,11 +15,9 @@ result is saved in the official ``.npz`` layout, which ``bit_keras.load``, ``fin
 import dataclasses
 import math
 
-from absl import logging
-
-from bit_keras import training
 from bit_keras.training import hyperrule as hyperrule_lib
-from bit_keras.training import loop, run_lock
+from bit_keras.training import loop, runner
+from bit_keras.training import step as steps_lib
 from bit_keras.utils import checks
 
 BASE_LR = 0.03
@@ -37,7 +36,6 @@ RECIPES = {
     "bit-m": (90, (30, 60, 80)),
     "bit-l": (40, (10, 23, 30, 37)),
 }
-WEIGHTS_FILE = "weights.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,29 +108,47 @@ def upstream_plan(num_examples, batch, recipe="bit-m", epochs=None, steps=None, 
     return UpstreamPlan(recipe, batch, base_lr * batch / BASE_BATCH, supports, epochs, steps_per_epoch)
 
 
-@dataclasses.dataclass
-class PretrainResult:
-    """What ``bit_keras.pretrain`` returns: the model, the plan, the evaluation history
-    (``step``, ``lr``, ``loss``, ``val_loss``, ``accuracy``, ``images_per_second``), the last
-    step, the run folder, the official-layout ``.npz`` and the checkpoint resumed from."""
+PretrainResult = runner.Result  # the one Result type (its ``plan``: the ``UpstreamPlan``)
 
-    model: object
-    plan: UpstreamPlan
-    history: list
-    step: int
-    run_dir: str | None
-    weights_path: str | None
-    resumed_from: str | None
 
-    @property
-    def accuracy(self):
-        return training.reporting.last_accuracy(self.history)
+class Pretrain(runner.Recipe):
+    """The upstream recipe: SGD with momentum, coupled weight decay, warmup and tenfold
+    decays at the recipe's epochs, inception (or HyperRule) crops."""
+
+    def __init__(self, recipe="bit-m", epochs=None, steps=None, base_lr=BASE_LR,
+                 weight_decay=WEIGHT_DECAY, warmup_steps=None, crop=224, augment="inception",
+                 resize=None, loss=None):
+        self.recipe, self.epochs, self.steps, self.base_lr = recipe, epochs, steps, base_lr
+        self.weight_decay, self.warmup_steps, self.crop = weight_decay, warmup_steps, crop
+        self.augment, self.resize, self.label_loss = augment, resize, loss
+
+    def check(self):
+        loop.check_numbers(base_lr=self.base_lr)
+        checks.positive_int(self.crop, "crop")
+
+    def plan(self, source, model, settings):
+        plan = upstream_plan(source.num_examples, settings.batch, self.recipe, self.epochs,
+                             self.steps, self.base_lr, self.warmup_steps)
+        return runner.Plan(plan.steps, plan.schedule(), self.augment,
+                           self.resize or self.crop * 9 // 8, self.crop, momentum=MOMENTUM,
+                           weight_decay=self.weight_decay, details=plan,
+                           text=f"{plan.describe()}, {self.loss(source, settings).kind} loss")
+
+    def loss(self, source, settings):
+        if self.label_loss is None:
+            return super().loss(source, settings)
+        return steps_lib.Loss(self.label_loss)
+
+    def pinned(self, plan):
+        return {**dataclasses.asdict(plan.details), "weight_decay": self.weight_decay,
+                "augment": plan.augment, "resize": plan.resize, "crop": plan.crop}
 
 
 def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m", batch=4096,
              batch_split=1, epochs=None, steps=None, base_lr=BASE_LR, weight_decay=WEIGHT_DECAY,
-             warmup_steps=None, crop=224, augment="inception", resize=None, loss=None, seed=0, precision="float32", strategy=None,
-             eval_every=None, checkpoint_every=1000, progress=None, data_service=None):
+             warmup_steps=None, crop=224, augment="inception", resize=None, loss=None, seed=0,
+             precision="float32", strategy=None, eval_every=None, checkpoint_every=1000,
+             progress=None, data_service=None):
     """Pre-trains a BiT model upstream with the paper's recipe, resumably.
 
     Args:
@@ -159,7 +175,7 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
             as for ``bit_keras.fine_tune``.
 
     Returns:
-        A ``PretrainResult``.
+        A ``bit_keras.training.Result`` (its ``plan``: the ``UpstreamPlan``).
 
     Example:
 
@@ -167,45 +183,9 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     >>> result = bit_keras.pretrain(model, "imagenet2012", run_dir="runs/bit-s", batch=4096,
     ...                             strategy="multi_worker", precision="bfloat16")
     """
-    from bit_keras import data
-
-    strategy = training.resolve_strategy(strategy)
-    loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
-                                                   checkpoint_every=checkpoint_every))
-    checks.positive_int(crop, "crop")
-    data.check_augmentation(augment, resize or crop * 9 // 8, crop)
-    training.check_settings(batch, batch_split, precision, strategy)
-    source = data.load_source(train_data, "train")
-    loop.check_classes(source)
-    data_service = data.service.check_run(data_service, source)
-    eval_source = None if eval_data is None else data.load_source(eval_data, "test")
-    loss = loss or ("sigmoid" if source.multi_label else "softmax")
-    training.step.check_loss(loss)
-    plan = upstream_plan(source.num_examples, batch, recipe, epochs, steps, base_lr, warmup_steps)
-    logging.info("%s on %d examples of %d classes, %s loss", plan.describe(),
-                 source.num_examples, source.num_classes, loss)
-    chief = training.strategy.worker(strategy)[2]
-    with run_lock.hold(run_dir if chief else None):
-        model = training.with_head(model, source.num_classes)
-
-        skipped = training.skipped_log(run_dir)
-
-        def train_input(context, start_step):
-            return data.train_dataset(source, context.get_per_replica_batch_size(batch),
-                                      resize=resize or crop * 9 // 8, crop=crop, seed=seed,
-                                      start_step=start_step, augment=augment,
-                                      input_context=context, skipped_log=skipped,
-                                      data_service=data_service)
-
-        eval_batch = max(1, batch // (batch_split * strategy.num_replicas_in_sync))
-        result = training.train(
-            model, train_input, plan.steps, plan.schedule(), batch, strategy=strategy, loss=loss,
-            momentum=MOMENTUM, weight_decay=weight_decay, batch_split=batch_split,
-            precision=precision,
-            eval_input=None if eval_source is None else (
-                lambda: data.eval_dataset(eval_source, eval_batch, crop, skipped_log=skipped)),
-            eval_every=eval_every, run_dir=run_dir, checkpoint_every=checkpoint_every,
-            progress=progress)
-        weights_path = loop.save_final_weights(model, run_dir, chief, WEIGHTS_FILE)
-        return PretrainResult(model, plan, result.history, result.step, run_dir, weights_path,
-                              result.resumed_from)
+    recipe = Pretrain(recipe, epochs, steps, base_lr, weight_decay, warmup_steps, crop,
+                      augment, resize, loss)
+    return runner.run(recipe, model, train_data, eval_data, runner.RunSettings(
+        run_dir=run_dir, batch=batch, batch_split=batch_split, precision=precision,
+        strategy=strategy, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every,
+        progress=progress, data_service=data_service))

@@ -5,8 +5,8 @@ however it exits (a SIGKILL, a crash, a lost machine): it is never stale. The ho
 its pid into the file so that the process refused can say who holds the folder. The file
 itself stays (deleting it would let two processes lock two different files of one name).
 
-Holding is re-entrant in one thread (``fine_tune`` holds the folder around ``train``, which
-holds it too). A ``gs://`` (or other URL) folder is not locked: the OS cannot lock it.
+Holding is re-entrant in one thread (a caller's own ``hold`` around code that holds the
+folder again; the runner holds it once, from ``run.json`` to the final weights). A ``gs://`` (or other URL) folder is not locked: the OS cannot lock it.
 """
 
 import contextlib

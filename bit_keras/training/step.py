@@ -23,6 +23,27 @@ def check_loss(loss):
     return loss
 
 
+class Loss:
+    """What the step minimises: ``targets(images, labels)`` (computed outside the gradient
+    tape: a teacher's outputs keep no activations for a backward pass) and
+    ``per_example(targets, logits)``. ``kind`` is the label loss evaluation scores with.
+    This one is cross-entropy on the labels; a recipe subclasses it (distillation)."""
+
+    def __init__(self, kind="softmax"):
+        self.kind = check_loss(kind)
+
+    def targets(self, images, labels):
+        return labels
+
+    def per_example(self, targets, logits):
+        return per_example_loss(self.kind, targets, logits)
+
+
+def as_loss(loss):
+    """A ``Loss`` from a ``Loss`` or the name of a label loss (``LOSSES``)."""
+    return loss if isinstance(loss, Loss) else Loss(loss)
+
+
 def per_example_loss(loss, labels, logits):
     """Cross-entropy per example: softmax over classes, or the sum of per-class sigmoids."""
     logits = tf.cast(logits, tf.float32)
@@ -63,25 +84,23 @@ def standardized_convs(model):
 
 
 def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", batch_split=1,
-                    weight_decay=0.0, teacher=None, temperature=1.0):
+                    weight_decay=0.0):
     """A ``tf.function`` running one optimizer update on the next batch of an iterator.
 
     Args:
         model, optimizer: built in ``strategy.scope()``.
         strategy: the ``tf.distribute`` strategy.
         global_batch: examples per update over all replicas (the loss divisor).
-        loss: ``"softmax"`` or ``"sigmoid"`` cross-entropy.
+        loss: ``"softmax"`` or ``"sigmoid"`` cross-entropy on the labels, or a ``Loss``
+            (``bit_keras.training.distillation.FunctionMatching``: a teacher's outputs).
         batch_split: each replica's batch is cut into this many micro-batches whose
             gradients are summed in float32 before the one update (same update, less memory).
         weight_decay: coupled L2: ``weight_decay * w`` added to the gradient of every kernel.
-        teacher: a callable ``teacher(images, training=False) -> logits``: the loss is then
-            ``distillation_loss`` at ``temperature`` against its outputs on the very images
-            the model sees (the labels are not used).
 
     Returns:
         ``step(iterator) -> mean loss over the global batch`` (a scalar tensor).
     """
-    check_loss(loss)
+    loss = as_loss(loss)
     variables = model.trainable_variables
     decayed = [len(v.shape) > 1 for v in variables]
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -97,14 +116,11 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
                if id(conv.kernel) in kernel_index]
 
     def micro_batch(images, labels, sources, watch=()):
-        # The teacher runs outside the tape: its activations are not kept for a backward pass.
-        targets = None if teacher is None else teacher(images, training=False)
+        targets = loss.targets(images, labels)  # outside the tape
         with tf.GradientTape() as tape:
             tape.watch(list(watch))
             logits = model(images, training=True)
-            per_example = (per_example_loss(loss, labels, logits) if teacher is None
-                           else distillation_loss(targets, logits, temperature))
-            value = tf.reduce_sum(per_example) / global_batch
+            value = tf.reduce_sum(loss.per_example(targets, logits)) / global_batch
             target = optimizer.scale_loss(value) if scaled else value
         grads = tape.gradient(target, sources)
         return value, [tf.cast(g, tf.float32) for g in grads]
@@ -168,12 +184,13 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
 
 
 def make_eval_step(model, loss="softmax"):
-    """A ``tf.function`` (images, labels) -> (summed loss, summed accuracy, count).
+    """A ``tf.function`` (images, labels) -> (summed loss, summed accuracy, count), scored
+    on the labels with ``loss`` (a name in ``LOSSES``, or a ``Loss``'s ``kind``).
 
     It runs on this process's first device: evaluation needs no collectives, so a
     multi-worker run evaluates on its chief while the other workers wait.
     """
-    check_loss(loss)
+    loss = as_loss(loss).kind
 
     @tf.function(reduce_retracing=True)
     def evaluate(images, labels):

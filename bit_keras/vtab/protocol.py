@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import logging
 
 from bit_keras.utils import atomic
-from bit_keras.vtab.tasks import CATEGORIES, TASKS, Task, label_of, splits
+from bit_keras.vtab.tasks import CATEGORIES, chosen_tasks, label_of, splits
 
 RESULT_FILE = "result.json"
 SUMMARY_FILE = "summary.json"
@@ -110,11 +110,7 @@ def run(model, run_dir, tasks=None, data_dir=None, batch=512, hyperrule="code", 
     """
     from bit_keras.training import finetuning
 
-    unknown = [t for t in tasks or () if not isinstance(t, Task) and t not in TASKS]
-    if unknown:
-        raise ValueError(f"Unknown VTAB-1k tasks {unknown}. Accepted: {', '.join(TASKS)} "
-                         "or bit_keras.vtab.Task objects")
-    chosen = [TASKS[t] if isinstance(t, str) else t for t in (tasks or list(TASKS))]
+    chosen = chosen_tasks(tasks)
     weights = model.get_weights()
     results = {}
     for task in chosen:

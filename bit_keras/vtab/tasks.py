@@ -163,3 +163,15 @@ def splits(task, counts):
         raise ValueError(f"Unknown split rule {task.rule!r} of task {task.name!r}")
     return {"train800": "train[:800]", "val200": val200,
             "train800val200": f"train[:800]+{val200}", "test": test}
+
+
+def chosen_tasks(tasks, name=None):
+    """The ``Task`` objects that ``tasks`` names (names or ``Task`` objects; default all 19);
+    a ValueError listing the unknown ones (``name``: the flag they came from)."""
+    unknown = [t for t in tasks or () if not isinstance(t, Task) and t not in TASKS]
+    if unknown:
+        accepted = ", ".join(TASKS)
+        raise ValueError(f"{name} has unknown VTAB-1k tasks {unknown}. Accepted: {accepted}"
+                         if name else f"Unknown VTAB-1k tasks {unknown}. Accepted: {accepted} "
+                         "or bit_keras.vtab.Task objects")
+    return [TASKS[t] if isinstance(t, str) else t for t in (tasks or list(TASKS))]
