@@ -11,6 +11,8 @@ the same image and a pipeline can start anywhere in its stream.
 import numpy as np
 import tensorflow as tf
 
+from bit_keras.data import headers
+
 
 class ArrayStore:
     """Decoded RGB images in one flat buffer (uint8 0..255 or float32 0..1), any sizes."""
@@ -75,9 +77,7 @@ class EncodedStore:
                            lambda: tf.io.read_file(tf.gather(paths, i)))
 
         def load(i):
-            image = tf.io.decode_image(read(i), channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            return tf.cast(image, tf.float32) / 255.0
+            return headers.decode(read(i))
         return load
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from bit_keras.data import augment as aug
+from bit_keras.data import headers
 from bit_keras.data import records as records_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -13,9 +14,7 @@ SHUFFLE_BUFFER = 10_000  # records permuted together: ~1 GB at ImageNet's ~110 K
 
 
 def decode(encoded):
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return tf.cast(image, tf.float32) / 255.0
+    return headers.decode(encoded)
 
 
 def stream_files(source, input_context):

@@ -124,10 +124,10 @@ def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS,
 
     def decode(data):
         data = _checked(data, max_pixels)
-        # The accurate integer DCT matches libjpeg's default (PIL, OpenCV); TF's default
-        # fast DCT differs from them by several grey levels.
+        # The accurate integer DCT, as the training pipelines decode (headers.JPEG_DCT_METHOD)
         image = tf.cond(tf.io.is_jpeg(data),
-                        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                        lambda: tf.io.decode_jpeg(data, channels=3,
+                                                  dct_method=headers.JPEG_DCT_METHOD),
                         lambda: tf.io.decode_png(data, channels=3))
         image.set_shape([None, None, 3])
         image = tf.image.resize(image, [image_size, image_size], method="bilinear")
