@@ -241,6 +241,10 @@ def _to_official(raw, origin, path):
             raise CheckpointError(f"Checkpoint {path}: tensor {k} has dtype {v.dtype}; expected floats")
         if not np.all(np.isfinite(v)):
             raise CheckpointError(f"Checkpoint {path}: tensor {k} has NaN or infinite values")
+        ranks = ((2, 4) if k in keys.HEAD_KEYS else (4,)) if k.endswith("/kernel") else (1,)
+        if v.ndim not in ranks:
+            raise CheckpointError(f"Checkpoint {path}: tensor {k} has shape {v.shape} (rank "
+                                  f"{v.ndim}); expected rank {' or '.join(map(str, ranks))}")
         out[k] = v.astype(np.float32, copy=False)
     _check_consistent(out, path)
     return out

@@ -7,6 +7,7 @@ module is imported.
 """
 
 import json
+import re
 import sys
 
 from absl import app, flags
@@ -16,9 +17,20 @@ from absl import app, flags
 USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 
 
+def user_error(error):
+    """True for what a user can cause: ``USER_ERRORS``, and TensorFlow's
+    ResourceExhaustedError (a full disk while a checkpoint or an export is written, or a
+    batch over the memory)."""
+    tf = sys.modules.get("tensorflow")
+    return isinstance(error, USER_ERRORS) or (
+        tf is not None and isinstance(error, tf.errors.ResourceExhaustedError))
+
+
 def error_line(prog, error):
-    """``PROG: error: MESSAGE`` with the message on one line."""
-    return f"{prog}: error: " + " ".join(str(error).split())
+    """``PROG: error: MESSAGE`` with the message on one line (TensorFlow's
+    ``{{function_node ...}}`` prefix left out)."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(error))
+    return f"{prog}: error: " + " ".join(text.split())
 
 
 def fail(prog, error):
@@ -37,7 +49,9 @@ def guarded(prog, argv, run):
     try:
         check_no_arguments(argv)
         return 0, run()
-    except USER_ERRORS as error:
+    except Exception as error:  # noqa: BLE001 - a user's error is one line, a bug a traceback
+        if not user_error(error):
+            raise
         return fail(prog, error), None
 
 
