@@ -24,6 +24,7 @@ import tensorflow as tf
 from bit_keras.data import folder_index, headers, sampling
 from bit_keras.data.files import FileStore
 from bit_keras.data.source import EncodedStore, Source
+from bit_keras.utils import checks
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                     ".ppm", ".pgm", ".pbm")
@@ -122,6 +123,7 @@ def scan(path, workers=None, max_pixels=None):
     >>> report.num_files, sorted(report.unreadable)[:3]
     """
     limit = headers.max_pixels(max_pixels)
+    checks.positive_int(workers, "workers", allow_none=True)
     path = _check_folder(path)
     _, relative, _ = folder_index.list_folder(path, IMAGE_EXTENSIONS)
     workers = workers or min(32, (os.cpu_count() or 1) * 2)

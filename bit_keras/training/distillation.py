@@ -160,8 +160,13 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
                                                    checkpoint_every=checkpoint_every))
     checks.positive_int(crop, "crop")
     for name, value in (("clip_norm", clip_norm), ("temperature", temperature)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-            raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
+        checks.finite_number(value, name, strictly_positive=True)
+    checks.seed(seed)
+    checks.finite_number(weight_decay, "weight_decay")
+    checks.finite_number(epochs, "epochs", strictly_positive=True, allow_none=True)
+    checks.positive_int(steps, "steps", allow_none=True)
+    checks.non_negative_int(warmup_steps, "warmup_steps", allow_none=True)
+    checks.positive_int(resize, "resize", allow_none=True)
     resize = resize or crop * 9 // 8
     data.check_augmentation(augment, resize, crop, mixup_alpha)
     training.check_settings(batch, batch_split, precision, strategy)
@@ -171,8 +176,7 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
                    else finetuning.eval_source_of(data, eval_data, explicit=True))
     if steps is None:
         epochs = EPOCHS if epochs is None else epochs
-        if not epochs > 0:
-            raise ValueError(f"epochs must be positive. Received: epochs={epochs!r}")
+        checks.finite_number(epochs, "epochs", strictly_positive=True)
         steps = max(1, round(epochs * source.num_examples / batch))
     steps = checks.positive_int(steps, "steps")
     teacher = load_teacher(teacher)

@@ -123,6 +123,13 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
     strategy = training.resolve_strategy(strategy)
     loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
                                                        checkpoint_every=checkpoint_every))
+    checks.seed(seed)
+    checks.seed(examples_per_class_seed, "examples_per_class_seed")
+    checks.positive_int(batch, "batch")
+    checks.positive_int(batch_split, "batch_split")
+    for name, value in (("steps", steps), ("resize", resize), ("crop", crop)):
+        checks.positive_int(value, name, allow_none=True)
+    checks.finite_number(mixup_alpha, "mixup_alpha", allow_none=True)
     source = data.load_source(train_data, "train", examples_per_class=examples_per_class,
                               seed=examples_per_class_seed)
     loop.check_classes(source)

@@ -99,8 +99,7 @@ def upstream_plan(num_examples, batch, recipe="bit-m", epochs=None, steps=None, 
         epochs = steps / steps_per_epoch
     else:
         epochs = full_epochs if epochs is None else epochs
-        if not epochs > 0:
-            raise ValueError(f"epochs must be positive. Received: epochs={epochs!r}")
+        checks.finite_number(epochs, "epochs", strictly_positive=True)
         total = max(1, math.ceil(epochs * steps_per_epoch))
     decays = tuple(max(1, round(total * e / full_epochs)) for e in decay_epochs)
     if warmup_steps is None:
@@ -173,6 +172,12 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     loop.check_numbers(base_lr=base_lr, every=dict(eval_every=eval_every,
                                                    checkpoint_every=checkpoint_every))
     checks.positive_int(crop, "crop")
+    checks.seed(seed)
+    checks.finite_number(weight_decay, "weight_decay")
+    checks.finite_number(epochs, "epochs", strictly_positive=True, allow_none=True)
+    checks.positive_int(steps, "steps", allow_none=True)
+    checks.non_negative_int(warmup_steps, "warmup_steps", allow_none=True)
+    checks.positive_int(resize, "resize", allow_none=True)
     data.check_augmentation(augment, resize or crop * 9 // 8, crop)
     training.check_settings(batch, batch_split, precision, strategy)
     source = data.load_source(train_data, "train")
