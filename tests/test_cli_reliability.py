@@ -74,3 +74,27 @@ def test_a_full_disk_during_a_run_is_one_line(tmp_path, full_disk):
     lines = _lines(err)
     assert len(lines) == 1 and lines[0].startswith("fine_tune: error: "), err[-3000:]
     assert "No space left on device" in lines[0]
+
+
+COMMANDS = ["demo", "fine_tune", "pretrain", "fewshot", "export", "scan", "data_service",
+            "distill", "vtab"]
+
+
+def test_command_help_lists_the_command_s_own_flags():
+    """``bit-keras COMMAND --help`` (absl's own help says only "Try --helpfull" here, since
+    the ``__main__`` module defines no flag)."""
+    import importlib
+
+    from absl import flags
+
+    from bit_keras import cli
+    running = {c: support.cli(["--help"], command=c) for c in COMMANDS}
+    for command, process in running.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        assert out.startswith(f"usage: bit-keras {command} [--flag=value ...]"), out[:300]
+        fv = flags.FlagValues()
+        importlib.import_module(f"bit_keras.cli.{cli.COMMANDS[command][0]}").define_flags(fv)
+        listed = {line.split(":")[0].strip()[2:] for line in out.splitlines()
+                  if line.startswith("  --")}
+        assert listed == set(fv), (command, sorted(set(fv) ^ listed))

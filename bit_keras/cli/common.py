@@ -86,14 +86,33 @@ def require(fv, *names):
             raise ValueError(f"--{name} is required. Received: --{name}={fv[name].value!r}")
 
 
+def command_help(prog, define_flags, names):
+    """``bit-keras PROG --help``: the command's summary and the flags it defined, ``names``
+    (absl's own help lists the flags of the ``__main__`` module, which defines none)."""
+    summary = (sys.modules[define_flags.__module__].__doc__ or "").strip()
+    lines = []
+    for name in sorted(names):
+        flag = flags.FLAGS[name]
+        default = "" if flag.default is None else f" (default: {flag.default_as_str})"
+        lines.append(f"  --{name}: " + " ".join(str(flag.help).split()) + default)
+    return (f"usage: bit-keras {prog} [--flag=value ...]\n\n{summary}\n\nflags:\n"
+            + "\n".join(lines) + "\n\nTry --helpfull for every flag, absl's included.")
+
+
 def run(prog, define_flags, main, argv):
     """Defines a command's flags, parses ``argv`` under absl and runs ``main(argv)``.
 
-    ``--help`` works as in any absl program; a bad flag is one error line and status 1.
+    ``--help`` (``-h``, ``--helpshort``) lists the command's own flags; ``--helpfull`` works
+    as in any absl program; a bad flag is one error line and status 1.
     """
+    before = set(flags.FLAGS)
     define_flags(flags.FLAGS)
+    own = set(flags.FLAGS) - before
 
     def parse(argv):
+        if any(a in ("-h", "-help", "--help", "--helpshort") for a in argv[1:]):
+            print(command_help(prog, define_flags, own))
+            sys.exit(0)
         # The official PyTorch train.py spells absl's --nosave as --no-save.
         argv = [f"--no{a[len('--no-'):]}" if a.startswith("--no-") and "=" not in a else a
                 for a in argv]
