@@ -119,3 +119,23 @@ def test_request_bound_is_a_setting_of_the_signature():
     assert signatures.decode_images(files[:2], 32, max_request_pixels=2048).shape == (2, 32, 32, 3)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"2048 pixels a request \(2 images"):
         signatures.decode_images(files, 32, max_request_pixels=2048)
+
+
+def test_a_request_is_bounded_by_the_pixels_its_headers_declare(tmp_path):
+    """Five 6000 x 6000 PNGs (100 KB each, 540 MB decoded) pass the per-image limit but not
+    the request's; nothing is decoded."""
+    import tensorflow as tf
+    from test_data_bounds import write_png_bomb
+
+    from bit_keras.exporter import signatures
+    write_png_bomb(str(tmp_path / "big.png"), 6000, 6000)
+    big = tf.constant((tmp_path / "big.png").read_bytes())
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"image_bytes: the images of a request declare\] \[180000000\] "
+                             r"\[pixels in all, over the bound of this export, 144000000 "
+                             r"pixels decoded a request"):
+        tf.function(lambda b: signatures.decode_images(b, 32))(tf.fill([5], big))
+    tiny = tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8))
+    assert signatures.decode_images(tf.fill([2], tiny), 32, max_decoded_pixels=2).shape[0] == 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"declare\W+3\W+b?'?pixels in all"):
+        signatures.decode_images(tf.fill([3], tiny), 32, max_decoded_pixels=2)

@@ -24,6 +24,10 @@ _PNG_HEADER_BYTES = 24
 # times image_size^2 exceed this (64 images at 224 x 224; 13 at 480), however small its
 # files. The exporter can set another bound (``max_request_pixels``).
 MAX_REQUEST_PIXELS = 64 * 224 * 224
+# Up to ten entries are decoded at once (map_fn's parallel iterations), each up to
+# MAX_IMAGE_PIXELS: the pixels that a request's headers declare, summed, are bounded too
+# (4 x 36 MP, ~432 MB as uint8), before anything is decoded.
+MAX_REQUEST_DECODED_PIXELS = 4 * MAX_IMAGE_PIXELS
 
 IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)
 IMAGE_BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)
@@ -98,9 +102,11 @@ def _checked(data, max_pixels):
         return tf.identity(data)
 
 
-def check_request_size(image_bytes, image_size, max_request_pixels=MAX_REQUEST_PIXELS):
+def check_request_size(image_bytes, image_size, max_request_pixels=MAX_REQUEST_PIXELS,
+                       max_decoded_pixels=MAX_REQUEST_DECODED_PIXELS):
     """``image_bytes`` once its entries times ``image_size``^2 are at most
-    ``max_request_pixels`` (checked before anything is decoded)."""
+    ``max_request_pixels``, and the pixels its headers declare at most
+    ``max_decoded_pixels`` (checked before anything is decoded)."""
     entries = tf.cast(tf.size(image_bytes), tf.int64)
     per_image = image_size * image_size
     check = tf.debugging.Assert(
@@ -110,16 +116,26 @@ def check_request_size(image_bytes, image_size, max_request_pixels=MAX_REQUEST_P
          f"request ({max(1, max_request_pixels // per_image)} images); send fewer images a "
          "request"])
     with tf.control_dependencies([check]):
+        declared = tf.reduce_sum(tf.map_fn(lambda d: tf.reduce_prod(headers.encoded_shape(d)),
+                                           image_bytes, fn_output_signature=tf.int64))
+    small = tf.debugging.Assert(
+        declared <= max_decoded_pixels,
+        [f"{IMAGE_BYTES_KEY}: the images of a request declare", declared, "pixels in all, over "
+         f"the bound of this export, {max_decoded_pixels} pixels decoded a request; send "
+         "fewer or smaller images a request"])
+    with tf.control_dependencies([small]):
         return tf.identity(image_bytes)
 
 
 def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS,
-                  max_request_pixels=MAX_REQUEST_PIXELS):
+                  max_request_pixels=MAX_REQUEST_PIXELS,
+                  max_decoded_pixels=MAX_REQUEST_DECODED_PIXELS):
     """Decodes a batch of JPEG/PNG strings to float32 [0, 1] images of ``image_size``^2.
 
     Each image is resized (bilinear, as the BiT evaluation pipeline does) without keeping
     its aspect ratio; an image already of that size passes through unchanged. A request
-    over ``max_request_pixels`` (entries x ``image_size``^2) is refused before any decode.
+    over ``max_request_pixels`` (entries x ``image_size``^2), or whose headers declare more
+    than ``max_decoded_pixels`` in all, is refused before any decode.
     """
 
     def decode(data):
@@ -134,7 +150,7 @@ def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS,
         return image / 255.0
 
     image_bytes = check_request_size(check_image_bytes(image_bytes), image_size,
-                                     max_request_pixels)
+                                     max_request_pixels, max_decoded_pixels)
     return tf.map_fn(decode, image_bytes,
                      fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
 
