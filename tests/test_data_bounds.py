@@ -94,19 +94,23 @@ def test_an_image_over_the_pixel_limit_is_skipped_from_its_header(bomb_folder, w
         assert "huge.png" in proc.stderr
 
 
-def test_the_pixel_limit_is_a_setting(tmp_path, monkeypatch):
+def test_the_pixel_limit_is_a_setting(tmp_path, monkeypatch, capfd):
     _small(str(tmp_path / "a" / "big.png"), size=20)
+    _small(str(tmp_path / "a" / "big.tiff"), size=20, fmt="TIFF")  # read by Pillow
     _small(str(tmp_path / "a" / "small.jpg"), size=8, fmt="JPEG")
     _small(str(tmp_path / "b" / "small.gif"), size=8, fmt="GIF")
     _small(str(tmp_path / "b" / "big.bmp"), size=20, fmt="BMP")
     assert bd.scan(tmp_path).ok
     report = bd.scan(tmp_path, max_pixels=100)
-    assert sorted(report.unreadable) == [os.path.join("a", "big.png"), os.path.join("b", "big.bmp")]
+    assert sorted(report.unreadable) == [os.path.join("a", "big.png"), os.path.join("a", "big.tiff"),
+                                         os.path.join("b", "big.bmp")]
     monkeypatch.setenv(headers.ENV_VAR, "100")
     assert sorted(bd.scan(tmp_path).unreadable) == sorted(report.unreadable)
     source = bd.from_folder(tmp_path, cache_listing=False)
     (_, labels), = [(x, y) for x, y in bd.eval_dataset(source, 8, crop=8)]
     assert labels.shape[0] == 2
+    err = capfd.readouterr().err
+    assert "big.tiff" in err and "Traceback" not in err  # skipped and named, in one line
     monkeypatch.setenv(headers.ENV_VAR, "-3")
     with pytest.raises(ValueError, match=r"BIT_KERAS_MAX_IMAGE_PIXELS must be a positive int. "
                                          r"Received: BIT_KERAS_MAX_IMAGE_PIXELS=-3"):

@@ -20,10 +20,16 @@ SIZE_SAMPLE = 1000  # files whose headers estimate the median image area
 
 
 def _pillow_decode(path, limit):
+    """The RGB pixels, or an empty array when Pillow cannot read the file or it is over
+    ``limit`` pixels (the graph then fails the element with a message, and no Python
+    traceback is printed)."""
     from PIL import Image
-    with Image.open(path.decode("utf-8", "surrogateescape")) as im:
-        headers.check_pillow(im, limit)  # before any pixel is decoded
-        return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(path.decode("utf-8", "surrogateescape")) as im:
+            headers.check_pillow(im, limit)  # before any pixel is decoded
+            return np.asarray(im.convert("RGB"))
+    except Exception:  # noqa: BLE001 - any failure means the file is skipped and reported
+        return np.zeros([0, 0, 3], np.uint8)
 
 
 def _palette_bmp(data):
@@ -128,7 +134,10 @@ class FileStore:
 
         def pillow(path):
             image = tf.numpy_function(_pillow_decode, [path, limit], tf.uint8, stateful=False)
-            image = tf.reshape(image, tf.concat([tf.shape(image)[:2], [3]], 0))
+            read = tf.debugging.Assert(tf.size(image) > 0, [
+                "Pillow cannot read", path, f"or it is over {limit} pixels (max_pixels)"])
+            with tf.control_dependencies([read]):
+                image = tf.reshape(image, tf.concat([tf.shape(image)[:2], [3]], 0))
             return tf.cast(image, tf.float32) / 255.0
 
         def load(i):
