@@ -119,6 +119,28 @@ def test_the_pixel_limit_is_a_setting(tmp_path, monkeypatch, capfd):
         bd.from_folder(tmp_path, max_pixels=0)
 
 
+def test_forged_jpeg_and_gif_headers_are_refused_by_their_size(tmp_path):
+    """A small JPEG whose frame header says 30000 x 30000, a GIF whose screen says 65000^2."""
+    import io
+    jpeg, gif = io.BytesIO(), io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(jpeg, "JPEG")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(gif, "GIF")
+    jpeg, gif = bytearray(jpeg.getvalue()), bytearray(gif.getvalue())
+    sof = jpeg.find(b"\xff\xc0")
+    jpeg[sof + 5:sof + 9] = struct.pack(">HH", 30000, 30000)
+    gif[6:10] = struct.pack("<HH", 65000, 65000)
+    os.makedirs(tmp_path / "a")
+    (tmp_path / "a" / "j.jpg").write_bytes(bytes(jpeg))
+    (tmp_path / "a" / "g.gif").write_bytes(bytes(gif))
+    _small(str(tmp_path / "b" / "ok.png"))
+    limit = "pixels is larger than the limit of 36000000 pixels"
+    assert bd.scan(tmp_path).unreadable == {
+        os.path.join("a", "g.gif"): f"image of 65000 x 65000 {limit} (max_pixels, or "
+                                    "$BIT_KERAS_MAX_IMAGE_PIXELS)",
+        os.path.join("a", "j.jpg"): f"image of 30000 x 30000 {limit} (max_pixels, or "
+                                    "$BIT_KERAS_MAX_IMAGE_PIXELS)"}
+
+
 def test_header_shapes_of_every_format_tensorflow_decodes(tmp_path):
     for fmt, suffix in (("PNG", "png"), ("JPEG", "jpg"), ("GIF", "gif"), ("BMP", "bmp")):
         path = str(tmp_path / f"x.{suffix}")

@@ -103,15 +103,21 @@ def check_pillow(image, limit):
 
 def check_bytes(data, limit):
     """Raises ValueError when encoded ``data``'s header declares more than ``limit`` pixels
-    (read by Pillow, which decodes nothing to say it); unknown formats pass."""
+    (read here for JPEG, PNG, GIF and BMP, else by Pillow, which decodes nothing to say it);
+    unknown formats pass."""
     from PIL import Image
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            size = im.size
-    except Exception:  # noqa: BLE001 - not identified here; the decoder will say why
+        height, width = (int(n) for n in encoded_shape(tf.constant(data)).numpy())
+    except tf.errors.OpError:  # a JPEG without a valid frame header: the decoder will say
         return
-    if size[0] * size[1] > limit:
-        raise ValueError(f"image of {size[1]} x {size[0]} pixels is larger than the limit of "
+    if not height * width:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+        except Exception:  # noqa: BLE001 - not identified here; the decoder will say why
+            return
+    if height * width > limit:
+        raise ValueError(f"image of {height} x {width} pixels is larger than the limit of "
                          f"{limit} pixels (max_pixels, or ${ENV_VAR})")
 
 
