@@ -117,6 +117,8 @@ def test_the_pixel_limit_is_a_setting(tmp_path, monkeypatch, capfd):
         bd.scan(tmp_path)
     with pytest.raises(ValueError, match="max_pixels must be a positive int"):
         bd.from_folder(tmp_path, max_pixels=0)
+    with pytest.raises(ValueError, match="max_pixels must be a positive int"):
+        bd.load_source(str(tmp_path), "train", max_pixels=0)
 
 
 def test_forged_jpeg_and_gif_headers_are_refused_by_their_size(tmp_path):

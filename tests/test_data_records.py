@@ -204,6 +204,8 @@ def test_damaged_shards_and_records_are_named_and_skip_or_stop_is_an_option(tmp_
     with pytest.raises(ValueError, match=r"4 damaged TFRecord record\(s\): .*a-0 record 2: .*"
                                          r"pass bad_records='warn'"):
         bd.from_tfrecords(pattern, bad_records="stop")
+    with pytest.raises(ValueError, match=r"4 damaged TFRecord record\(s\)"):
+        bd.load_source(f"tfrecords:{folder}/{{split}}-*", "a", bad_records="stop")
     with pytest.raises(ValueError, match=r"bad_records must be one of \['warn', 'stop'\]"):
         bd.from_tfrecords(pattern, bad_records="ignore")
 
