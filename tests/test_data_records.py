@@ -119,11 +119,16 @@ def test_the_label_pass_is_cached_until_a_file_changes(tmp_path, monkeypatch):
     assert bd.from_tfrecords(pattern).num_examples == FILES * (PER_FILE + 1)
 
 
-def test_an_undecodable_record_is_dropped_from_the_stream(tmp_path):
+def test_an_undecodable_record_is_dropped_from_the_stream(tmp_path, capfd):
     with pytest.warns(UserWarning, match=r"train-00000-of-00004 record 5: bytes of no image"):
         source = bd.from_tfrecords(write_records(tmp_path / "r", bad=5))
-    levels = _levels(bd.train_dataset(source, 4, resize=SIZE, crop=SIZE), 5)
+    log = tmp_path / "skipped.txt"
+    levels = _levels(bd.train_dataset(source, 4, resize=SIZE, crop=SIZE, skipped_log=str(log)), 5)
     assert 6 not in levels and len(levels) == 20
+    named = f"{tmp_path / 'r' / 'train-00000-of-00004'} record 5"
+    err = capfd.readouterr().err
+    assert "bit_keras: skipped undecodable record(s):" in err and named in err, err[-2000:]
+    assert log.read_text().splitlines()[0] == named
 
 
 def test_fine_tune_on_tfrecords_resumes_to_the_uninterrupted_weights(tmp_path):
@@ -175,12 +180,13 @@ def _shard(path, examples, cut=None):
     return str(path)
 
 
-def test_damaged_shards_and_records_are_named_and_skip_or_stop_is_an_option(tmp_path):
+def test_damaged_shards_and_records_are_named_and_skip_or_stop_is_an_option(tmp_path, capfd):
     folder = tmp_path / "r"
     folder.mkdir()
     good = [_example(k % CLASSES, _png(k + 1)) for k in range(6)]
     last = sum(len(e) + 16 for e in good[:5])  # a record: 12-byte header, data, 4-byte CRC
-    _shard(folder / "a-0", good[:2] + [_example(2), _example(0, b"hello")] + good[4:])
+    broken = _example(1, _png(9)[:40])  # a PNG signature: only decoding finds it bad
+    _shard(folder / "a-0", good[:2] + [_example(2), _example(0, b"hello"), broken] + good[5:])
     _shard(folder / "a-1", good, cut=lambda n: last + 5)  # in the last record's header
     _shard(folder / "a-2", good, cut=lambda n: n - 30)  # in the last record's data
     pattern = str(folder / "a-*")
@@ -198,7 +204,10 @@ def test_damaged_shards_and_records_are_named_and_skip_or_stop_is_an_option(tmp_
     assert source._store.counts.tolist() == [6, 5, 5]  # the whole records
     assert source.median_image_area() == SIZE * SIZE  # no traceback from the bad records
     images = [x for x, _ in bd.eval_dataset(source, 4, crop=SIZE)]
-    assert sum(len(x) for x in images) == 14  # the two without an image are dropped
+    assert sum(len(x) for x in images) == 13  # the three without a usable image are dropped
+    err = capfd.readouterr().err  # the stream names them, the undecodable one included
+    for record in (2, 3, 4):
+        assert f"{folder}/a-0 record {record}" in err, err[-2000:]
     with pytest.warns(UserWarning, match="4 damaged TFRecord"):  # again, from the cache
         bd.from_tfrecords(pattern)
     with pytest.raises(ValueError, match=r"4 damaged TFRecord record\(s\): .*a-0 record 2: .*"
