@@ -86,13 +86,14 @@ def require(fv, *names):
             raise ValueError(f"--{name} is required. Received: --{name}={fv[name].value!r}")
 
 
-def command_help(prog, define_flags, names):
+def command_help(prog, define_flags, names, fv=None):
     """``bit-keras PROG --help``: the command's summary and the flags it defined, ``names``
     (absl's own help lists the flags of the ``__main__`` module, which defines none)."""
+    fv = flags.FLAGS if fv is None else fv
     summary = (sys.modules[define_flags.__module__].__doc__ or "").strip()
     lines = []
     for name in sorted(names):
-        flag = flags.FLAGS[name]
+        flag = fv[name]
         default = "" if flag.default is None else f" (default: {flag.default_as_str})"
         lines.append(f"  --{name}: " + " ".join(str(flag.help).split()) + default)
     return (f"usage: bit-keras {prog} [--flag=value ...]\n\n{summary}\n\nflags:\n"
