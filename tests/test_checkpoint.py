@@ -290,3 +290,55 @@ def test_save_npz_big_vision_layout_is_big_vision_s_tree_and_loads_back(tmp_path
     bit_keras.save_npz(backbone, tmp_path / "backbone.npz", layout="big_vision")
     with np.load(tmp_path / "backbone.npz", allow_pickle=False) as saved:
         assert not [k for k in saved.files if k.startswith("params/head/")]
+
+
+def _npz_bomb(path, weights, name, shape, body_bytes=None):
+    """A real .npz: the model's arrays and one member whose .npy header declares ``shape``
+    (float32) followed by zeros (``body_bytes`` of them; default all it declares), deflated:
+    a few hundred KB on disk."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for key, value in weights.items():
+            with archive.open(key + ".npy", "w") as f:
+                np.lib.format.write_array(f, np.asarray(value))
+        with archive.open(name + ".npy", "w", force_zip64=True) as f:
+            header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(f, header)
+            left = int(np.prod(shape)) * 4 if body_bytes is None else body_bytes
+            zeros = bytes(1 << 22)
+            while left > 0:
+                f.write(zeros[:min(left, len(zeros))])
+                left -= len(zeros)
+    return str(path)
+
+
+def test_an_npz_that_declares_more_than_the_architecture_holds_is_refused_unread(
+        tmp_path, weights, tiny_model):
+    """A zip bomb: 200 MB of float32 in a member of 200 KB; the header is read,
+    the member never is."""
+    path = _npz_bomb(tmp_path / "bomb.npz", weights, "resnet/head/conv2d/extra", (50_000_000,))
+    assert os.path.getsize(path) < 3_000_000  # the tiny model's weights, and 200 KB
+    before = snapshot(tiny_model)
+    with pytest.raises(CheckpointError, match=r"bomb.npz declares 50,\d\d\d,\d\d\d values \("
+                       r"'resnet/head/conv2d/extra' alone 50,000,000\), more than the [\d,]+ "
+                       r"the architecture can hold \(max_params\).*Nothing was read"):
+        bit_keras.load_weights(tiny_model, path)
+    assert_unchanged(tiny_model, before)
+    # Without a model, the bound is BiT's largest architecture with its largest head.
+    lying = _npz_bomb(tmp_path / "lying.npz", weights, "x", (2_000_000_000,), body_bytes=64)
+    with pytest.raises(CheckpointError, match=r"declares 2,000,\d\d\d,\d\d\d values .* more "
+                                              r"than the 1,200,000,000"):
+        bit_keras.read_checkpoint(lying)
+    assert bit_keras.checkpoints.formats.architecture_params((3, 4, 6, 3), 1) == 68_256_659
+
+
+def test_an_h5_that_declares_more_than_the_architecture_holds_is_refused_unread(
+        tmp_path, weights, tiny_model):
+    import h5py
+    path = tmp_path / "bomb.h5"
+    write_bit_tf2_h5(weights, str(path))
+    with h5py.File(path, "a") as f:  # chunked and compressed: declared, never written
+        f.create_dataset("extra", shape=(60_000_000,), dtype="f4", chunks=(1 << 20,),
+                         compression="gzip")
+    with pytest.raises(CheckpointError, match=r"bomb.h5 declares 60,\d\d\d,\d\d\d values"):
+        bit_keras.load_weights(tiny_model, str(path))

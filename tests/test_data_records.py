@@ -119,10 +119,16 @@ def test_the_label_pass_is_cached_until_a_file_changes(tmp_path, monkeypatch):
     assert bd.from_tfrecords(pattern).num_examples == FILES * (PER_FILE + 1)
 
 
-def test_an_undecodable_record_is_dropped_from_the_stream(tmp_path):
-    source = bd.from_tfrecords(write_records(tmp_path / "r", bad=5))
-    levels = _levels(bd.train_dataset(source, 4, resize=SIZE, crop=SIZE), 5)
+def test_an_undecodable_record_is_dropped_from_the_stream(tmp_path, capfd):
+    with pytest.warns(UserWarning, match=r"train-00000-of-00004 record 5: bytes of no image"):
+        source = bd.from_tfrecords(write_records(tmp_path / "r", bad=5))
+    log = tmp_path / "skipped.txt"
+    levels = _levels(bd.train_dataset(source, 4, resize=SIZE, crop=SIZE, skipped_log=str(log)), 5)
     assert 6 not in levels and len(levels) == 20
+    named = f"{tmp_path / 'r' / 'train-00000-of-00004'} record 5"
+    err = capfd.readouterr().err
+    assert "bit_keras: skipped undecodable record(s):" in err and named in err, err[-2000:]
+    assert log.read_text().splitlines()[0] == named
 
 
 def test_fine_tune_on_tfrecords_resumes_to_the_uninterrupted_weights(tmp_path):
@@ -155,3 +161,74 @@ def keras_tiny():
     import keras
     keras.utils.set_random_seed(0)
     return bit_keras.build("R14x1-tiny", num_classes=3)
+
+
+def _example(label, encoded=None):
+    feature = {"image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+    if encoded is not None:
+        feature["image/encoded"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _shard(path, examples, cut=None):
+    with tf.io.TFRecordWriter(str(path)) as w:
+        for e in examples:
+            w.write(e)
+    if cut is not None:
+        data = path.read_bytes()
+        path.write_bytes(data[:cut(len(data))])
+    return str(path)
+
+
+def test_damaged_shards_and_records_are_named_and_skip_or_stop_is_an_option(tmp_path, capfd):
+    folder = tmp_path / "r"
+    folder.mkdir()
+    good = [_example(k % CLASSES, _png(k + 1)) for k in range(6)]
+    last = sum(len(e) + 16 for e in good[:5])  # a record: 12-byte header, data, 4-byte CRC
+    broken = _example(1, _png(9)[:40])  # a PNG signature: only decoding finds it bad
+    _shard(folder / "a-0", good[:2] + [_example(2), _example(0, b"hello"), broken] + good[5:])
+    _shard(folder / "a-1", good, cut=lambda n: last + 5)  # in the last record's header
+    _shard(folder / "a-2", good, cut=lambda n: n - 30)  # in the last record's data
+    pattern = str(folder / "a-*")
+    with pytest.warns(UserWarning) as caught:
+        source = bd.from_tfrecords(pattern)
+    message = str(caught[0].message)
+    assert message.startswith("4 damaged TFRecord record(s): ")
+    for named in (f"{folder}/a-0 record 2: no 'image/encoded' bytes",
+                  f"{folder}/a-0 record 3: bytes of no image format",
+                  f"{folder}/a-1 record 5: cut short at byte {last} of {last + 5} "
+                  "(the file is truncated)",
+                  f"{folder}/a-2 record 5: cut short at byte {last} of "
+                  f"{last + len(good[5]) + 16 - 30}"):
+        assert named in message, (named, message)
+    assert source._store.counts.tolist() == [6, 5, 5]  # the whole records
+    assert source.median_image_area() == SIZE * SIZE  # no traceback from the bad records
+    images = [x for x, _ in bd.eval_dataset(source, 4, crop=SIZE)]
+    assert sum(len(x) for x in images) == 13  # the three without a usable image are dropped
+    err = capfd.readouterr().err  # the stream names them, the undecodable one included
+    for record in (2, 3, 4):
+        assert f"{folder}/a-0 record {record}" in err, err[-2000:]
+    with pytest.warns(UserWarning, match="4 damaged TFRecord"):  # again, from the cache
+        bd.from_tfrecords(pattern)
+    with pytest.raises(ValueError, match=r"4 damaged TFRecord record\(s\): .*a-0 record 2: .*"
+                                         r"pass bad_records='warn'"):
+        bd.from_tfrecords(pattern, bad_records="stop")
+    with pytest.raises(ValueError, match=r"4 damaged TFRecord record\(s\)"):
+        bd.load_source(f"tfrecords:{folder}/{{split}}-*", "a", bad_records="stop")
+    with pytest.raises(ValueError, match=r"bad_records must be one of \['warn', 'stop'\]"):
+        bd.from_tfrecords(pattern, bad_records="ignore")
+
+
+def test_a_label_beyond_every_class_name_is_refused_before_a_head_is_built(tmp_path):
+    """One record labelled 10^9 would build a 10^9-way one-hot and head."""
+    folder = tmp_path / "r"
+    folder.mkdir()
+    _shard(folder / "a-0", [_example(k % 3, _png(k + 1)) for k in range(4)])
+    _shard(folder / "a-1", [_example(1, _png(1)), _example(10 ** 9, _png(2))])
+    with pytest.raises(ValueError, match=r"labels must be < 100,000 without class_names; pass "
+                       r"class_names= to name more classes. Received: label 1000000000 in "
+                       r".*a-1 record 1$"):
+        bd.from_tfrecords(str(folder / "a-*"))
+    with pytest.raises(ValueError, match=r"labels must be < 3, the number of class_names. "
+                                         r"Received: label 1000000000 in .*a-1 record 1$"):
+        bd.from_tfrecords(str(folder / "a-*"), class_names=["x", "y", "z"])

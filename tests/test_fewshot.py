@@ -87,7 +87,7 @@ def test_evaluate_features_repeats_the_probe_per_seed():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda f, y: linear_probe.fit_linear_probe(f, y, l2_reg=0), "l2_reg must be a positive"),
+    (lambda f, y: linear_probe.fit_linear_probe(f, y, l2_reg=0), "l2_reg must be a finite number > 0"),
     (lambda f, y: linear_probe.fit_linear_probe(f, y[:-1]), "labels must be 20 integers"),
     (lambda f, y: linear_probe.fit_linear_probe(f[0], y), "features must be a non-empty"),
     (lambda f, y: linear_probe.fit_linear_probe(f * np.nan, y), "features must be finite"),

@@ -57,7 +57,7 @@ def test_plan_errors():
         pretraining.upstream_plan(100, 10, recipe="bit-x")
     with pytest.raises(ValueError, match="batch must be a positive int. Received: batch=0"):
         pretraining.upstream_plan(100, 0)
-    with pytest.raises(ValueError, match="epochs must be positive. Received: epochs=0"):
+    with pytest.raises(ValueError, match="epochs must be a finite number > 0. Received: epochs=0"):
         pretraining.upstream_plan(100, 10, epochs=0)
 
 

@@ -15,18 +15,39 @@ from bit_keras.checkpoints import keys
 from bit_keras.utils import atomic
 
 SUFFIXES = (".npz", ".h5", ".hdf5", ".safetensors")
+# The most values a checkpoint may declare when its architecture is not known: BiT's largest,
+# R152x4 with the 21,843-class head, has 1,107M. ``max_params=`` sets a tighter bound.
+MAX_PARAMS = 1_200_000_000
+LARGEST_HEAD = 21_843  # BiT-M's classes: the largest head a BiT checkpoint carries
+
+
+def architecture_params(units, width, base_filters=64, head=LARGEST_HEAD):
+    """An upper bound on the parameters of a BiT ResNet-v2 with a ``head``-class head (a
+    checkpoint of it holds no more values)."""
+    total, channels = 7 * 7 * 3 * base_filters * width, base_filters * width
+    for block, count in enumerate(units):
+        mid = base_filters * width * 2 ** block
+        for unit in range(count):
+            total += channels * mid + 9 * mid * mid + 4 * mid * mid + 2 * (channels + 2 * mid)
+            total += channels * 4 * mid if unit == 0 else 0  # the projection
+            channels = 4 * mid
+    return total + 2 * channels + (channels + 1) * head
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or does not fit the model."""
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, max_params=None):
     """Reads a checkpoint file into a dict official key -> float32 ``np.ndarray``.
 
     Args:
         path: a ``.npz`` (official, big_vision or timm layout), ``.h5`` (official bit_tf2) or
             ``.safetensors`` (timm layout) file.
+        max_params: the most values its arrays may declare (what the architecture needs,
+            ``architecture_params``); default ``MAX_PARAMS``. The shapes in the ``.npy`` and
+            HDF5 headers are checked before any array is read, so a zip bomb (a small file
+            whose members expand to gigabytes) is refused having read a few bytes.
 
     Returns:
         dict in the official layout (``resnet/block1/unit01/a/...``), HWIO kernels.
@@ -42,13 +63,14 @@ def read_checkpoint(path):
     if suffix not in SUFFIXES:
         raise CheckpointError(
             f"Unknown checkpoint kind {suffix!r} for {path}. Accepted: {', '.join(SUFFIXES)}")
+    limit = MAX_PARAMS if max_params is None else max_params
     try:
         if suffix == ".npz":
-            raw, origin = _read_npz(path)
-        elif suffix == ".safetensors":
+            raw, origin = _read_npz(path, limit)
+        elif suffix == ".safetensors":  # not compressed: the file's size bounds it
             raw, origin = _read_safetensors(path), "timm"
         else:
-            raw, origin = _read_h5(path), "h5"
+            raw, origin = _read_h5(path, limit), "h5"
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 - every reader failure becomes one clear error
@@ -97,12 +119,46 @@ def check_npz_file(path, crc=True):
                else f"members {others[:5]} are not .npy arrays"))
 
 
-def _read_npz(path):
+def _declared(path):
+    """{array name: shape} from each ``.npy`` member's header (a few bytes each)."""
+    sizes = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape = read(f)[0]
+            sizes[info.filename[:-len(".npy")]] = tuple(shape)
+    return sizes
+
+
+def _check_declared(path, shapes, limit):
+    sizes = {k: int(np.prod(s, dtype=np.float64)) for k, s in shapes.items()}
+    total = sum(sizes.values())
+    if total > limit:
+        biggest = max(sizes, key=sizes.get)
+        official = {keys.unnumbered(k): s for k, s in shapes.items() if k.startswith(keys.PREFIX)}
+        looks = (f" It looks like: {keys.describe_architecture(official)}."
+                 if keys.ROOT_KEY in official else "")
+        raise CheckpointError(
+            f"Checkpoint {path} declares {total:,} values ({biggest!r} alone {sizes[biggest]:,}), "
+            f"more than the {limit:,} the architecture can hold (max_params); it is not a "
+            f"checkpoint of this model, or it is damaged. Nothing was read.{looks}")
+
+
+def _read_npz(path, limit):
     check_npz_file(path, crc=False)
     try:
+        sizes = _declared(path)
+        prefix = next((p for p in keys.BIG_VISION_PREFIXES
+                       if p + "root_block/conv_root/kernel" in sizes), None)
+        if prefix is not None:  # big_vision: the parameters only, not the optimizer state
+            sizes = {k: v for k, v in sizes.items() if k.startswith(prefix)}
+        _check_declared(path, sizes, limit)
         with np.load(path, allow_pickle=False) as data:
             raw = {}
-            for k in data.files:
+            for k in sizes:
                 raw[k] = data[k]
     except ValueError as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e) or "pickled" in str(e):
@@ -128,10 +184,14 @@ def _read_safetensors(path):
     return load_file(path)
 
 
-def _read_h5(path):
+def _read_h5(path, limit):
     import h5py
     raw = {}
     with h5py.File(path, "r") as f:
+        sizes = {}
+        f.visititems(lambda name, obj: sizes.__setitem__(name, obj.shape or ())
+                     if isinstance(obj, h5py.Dataset) else None)
+        _check_declared(path, sizes, limit)
         root = f.get("model_weights", f)
         names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs.get("layer_names", [])]
         if names:  # Keras 2 layer groups with 'weight_names' attributes
@@ -181,6 +241,10 @@ def _to_official(raw, origin, path):
             raise CheckpointError(f"Checkpoint {path}: tensor {k} has dtype {v.dtype}; expected floats")
         if not np.all(np.isfinite(v)):
             raise CheckpointError(f"Checkpoint {path}: tensor {k} has NaN or infinite values")
+        ranks = ((2, 4) if k in keys.HEAD_KEYS else (4,)) if k.endswith("/kernel") else (1,)
+        if v.ndim not in ranks:
+            raise CheckpointError(f"Checkpoint {path}: tensor {k} has shape {v.shape} (rank "
+                                  f"{v.ndim}); expected rank {' or '.join(map(str, ranks))}")
         out[k] = v.astype(np.float32, copy=False)
     _check_consistent(out, path)
     return out

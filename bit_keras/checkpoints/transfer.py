@@ -33,13 +33,13 @@ def load_weights(model, weights, skip_head=False):
     >>> model = bit_keras.build("BiT-M-R50x1")
     >>> bit_keras.load_weights(model, "BiT-M-R50x1.npz")
     """
+    expected = keys.model_to_official(model)
     if isinstance(weights, dict):
         source = getattr(weights, "source", "the given weights")
         tensors = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
     else:
-        tensors = formats.read_checkpoint(weights)
+        tensors = formats.read_checkpoint(weights, max_params=_room(expected))
         source = str(weights)
-    expected = keys.model_to_official(model)
     if skip_head:
         tensors = {k: v for k, v in tensors.items() if k not in keys.HEAD_KEYS}
         expected = {k: v for k, v in expected.items() if k not in keys.HEAD_KEYS}
@@ -54,6 +54,15 @@ def load_weights(model, weights, skip_head=False):
     for key, (var, _) in expected.items():
         var.assign(keys.to_model_value(key, tensors[key]).astype(var.dtype))
     return model
+
+
+def _room(expected):
+    """The most values a checkpoint for a model holds: the model's weights, and a head of
+    BiT-M's 21,843 classes on its widest features (checked before any array is read)."""
+    shapes = [shape for _, shape in expected.values()]
+    features = max((s[-1] for s in shapes if len(s) == 1), default=0)
+    return (sum(int(np.prod(s)) for s in shapes)
+            + (features + 1) * formats.LARGEST_HEAD)
 
 
 def _listing(title, items, limit=12):

@@ -7,6 +7,7 @@ module is imported.
 """
 
 import json
+import re
 import sys
 
 from absl import app, flags
@@ -16,9 +17,20 @@ from absl import app, flags
 USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 
 
+def user_error(error):
+    """True for what a user can cause: ``USER_ERRORS``, and TensorFlow's
+    ResourceExhaustedError (a full disk while a checkpoint or an export is written, or a
+    batch over the memory)."""
+    tf = sys.modules.get("tensorflow")
+    return isinstance(error, USER_ERRORS) or (
+        tf is not None and isinstance(error, tf.errors.ResourceExhaustedError))
+
+
 def error_line(prog, error):
-    """``PROG: error: MESSAGE`` with the message on one line."""
-    return f"{prog}: error: " + " ".join(str(error).split())
+    """``PROG: error: MESSAGE`` with the message on one line (TensorFlow's
+    ``{{function_node ...}}`` prefix left out)."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(error))
+    return f"{prog}: error: " + " ".join(text.split())
 
 
 def fail(prog, error):
@@ -37,7 +49,9 @@ def guarded(prog, argv, run):
     try:
         check_no_arguments(argv)
         return 0, run()
-    except USER_ERRORS as error:
+    except Exception as error:  # noqa: BLE001 - a user's error is one line, a bug a traceback
+        if not user_error(error):
+            raise
         return fail(prog, error), None
 
 
@@ -72,14 +86,34 @@ def require(fv, *names):
             raise ValueError(f"--{name} is required. Received: --{name}={fv[name].value!r}")
 
 
+def command_help(prog, define_flags, names, fv=None):
+    """``bit-keras PROG --help``: the command's summary and the flags it defined, ``names``
+    (absl's own help lists the flags of the ``__main__`` module, which defines none)."""
+    fv = flags.FLAGS if fv is None else fv
+    summary = (sys.modules[define_flags.__module__].__doc__ or "").strip()
+    lines = []
+    for name in sorted(names):
+        flag = fv[name]
+        default = "" if flag.default is None else f" (default: {flag.default_as_str})"
+        lines.append(f"  --{name}: " + " ".join(str(flag.help).split()) + default)
+    return (f"usage: bit-keras {prog} [--flag=value ...]\n\n{summary}\n\nflags:\n"
+            + "\n".join(lines) + "\n\nTry --helpfull for every flag, absl's included.")
+
+
 def run(prog, define_flags, main, argv):
     """Defines a command's flags, parses ``argv`` under absl and runs ``main(argv)``.
 
-    ``--help`` works as in any absl program; a bad flag is one error line and status 1.
+    ``--help`` (``-h``, ``--helpshort``) lists the command's own flags; ``--helpfull`` works
+    as in any absl program; a bad flag is one error line and status 1.
     """
+    before = set(flags.FLAGS)
     define_flags(flags.FLAGS)
+    own = set(flags.FLAGS) - before
 
     def parse(argv):
+        if any(a in ("-h", "-help", "--help", "--helpshort") for a in argv[1:]):
+            print(command_help(prog, define_flags, own))
+            sys.exit(0)
         # The official PyTorch train.py spells absl's --nosave as --no-save.
         argv = [f"--no{a[len('--no-'):]}" if a.startswith("--no-") and "=" not in a else a
                 for a in argv]

@@ -10,6 +10,7 @@ one int label per example from one cached pass over the label feature.
 import numpy as np
 import tensorflow as tf
 
+from bit_keras.data import headers
 from bit_keras.data.files import SIZE_SAMPLE, header_sizes_of_bytes, sampled_median_area
 from bit_keras.data.store import Store
 
@@ -80,8 +81,5 @@ class ArrayRecordStore(Store):
             serialized = tf.numpy_function(lambda p: self.read(p)[0], [i], tf.string,
                                            stateful=False)
             serialized.set_shape([])
-            image = tf.io.decode_image(self.parse(serialized)[0], channels=3,
-                                       expand_animations=False)
-            image.set_shape([None, None, 3])
-            return tf.cast(image, tf.float32) / 255.0
+            return headers.decode(self.parse(serialized)[0])
         return load

@@ -12,6 +12,7 @@ import concurrent.futures
 import numpy as np
 import tensorflow as tf
 
+from bit_keras.data import headers
 from bit_keras.data.store import Store
 
 # What tf.io.decode_image reads right; the rest goes to Pillow.
@@ -19,10 +20,17 @@ TF_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp")
 SIZE_SAMPLE = 1000  # files whose headers estimate the median image area
 
 
-def _pillow_decode(path):
+def _pillow_decode(path, limit):
+    """The RGB pixels, or an empty array when Pillow cannot read the file or it is over
+    ``limit`` pixels (the graph then fails the element with a message, and no Python
+    traceback is printed)."""
     from PIL import Image
-    with Image.open(path.decode("utf-8", "surrogateescape")) as im:
-        return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(path.decode("utf-8", "surrogateescape")) as im:
+            headers.check_pillow(im, limit)  # before any pixel is decoded
+            return np.asarray(im.convert("RGB"))
+    except Exception:  # noqa: BLE001 - any failure means the file is skipped and reported
+        return np.zeros([0, 0, 3], np.uint8)
 
 
 def _palette_bmp(data):
@@ -71,16 +79,18 @@ def sampled_median_area(count, all_shapes, shapes_of):
 
 
 class FileStore(Store):
-    """Image files, decoded in the pipeline. ``may_fail``: an element can fail to decode."""
+    """Image files, decoded in the pipeline. ``may_fail``: an element can fail to decode
+    (an image over ``max_pixels`` fails from its header, before decoding)."""
 
     may_fail = True
 
-    def __init__(self, paths):
+    def __init__(self, paths, max_pixels=None):
         self.paths = list(paths)
+        self.max_pixels = headers.max_pixels(max_pixels)
         self._shapes = self._tensor = None
 
     def subset(self, indices):
-        return FileStore([self.paths[i] for i in indices])
+        return FileStore([self.paths[i] for i in indices], self.max_pixels)
 
     @property
     def reads_in_python(self):
@@ -121,21 +131,27 @@ class FileStore(Store):
         pillow_maybe = self.reads_in_python
         tf_pattern = "(?i).*(" + "|".join(e.replace(".", r"\.") for e in TF_EXTENSIONS) + ")"
 
+        limit = self.max_pixels
+
         def pillow(path):
-            image = tf.numpy_function(_pillow_decode, [path], tf.uint8, stateful=False)
-            return tf.reshape(image, tf.concat([tf.shape(image)[:2], [3]], 0))
+            image = tf.numpy_function(_pillow_decode, [path, limit], tf.uint8, stateful=False)
+            read = tf.debugging.Assert(tf.size(image) > 0, [
+                "Pillow cannot read", path, f"or it is over {limit} pixels (max_pixels)"])
+            with tf.control_dependencies([read]):
+                image = tf.reshape(image, tf.concat([tf.shape(image)[:2], [3]], 0))
+            return tf.cast(image, tf.float32) / 255.0
 
         def load(i):
             path = tf.gather(paths, i)
             data = tf.io.read_file(path)
 
             def with_tf():
-                return tf.io.decode_image(data, channels=3, expand_animations=False)
+                return headers.decode(data, limit)
 
             image = with_tf() if not pillow_maybe else tf.cond(
                 tf.logical_and(tf.strings.regex_full_match(path, tf_pattern),
                                tf.logical_not(_palette_bmp(data))),
                 with_tf, lambda: pillow(path))
             image.set_shape([None, None, 3])
-            return tf.cast(image, tf.float32) / 255.0
+            return image
         return load

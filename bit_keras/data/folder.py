@@ -15,21 +15,23 @@ import concurrent.futures
 import dataclasses
 import io
 import os
+import stat
 import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from bit_keras.data import folder_index, sampling
+from bit_keras.data import folder_index, headers, sampling
 from bit_keras.data.files import FileStore
 from bit_keras.data.source import EncodedStore, Source
+from bit_keras.utils import checks
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                     ".ppm", ".pgm", ".pbm")
 _MAX_NAMED = 50  # files named in the skip warning; the count covers them all
 
 
-def from_folder(path, examples_per_class=None, seed=0, cache_listing=True):
+def from_folder(path, examples_per_class=None, seed=0, cache_listing=True, max_pixels=None):
     """A ``Source`` from ``path/<class name>/**/<image file>``.
 
     Classes are the subfolder names, sorted; files are found recursively and sorted, so
@@ -44,6 +46,9 @@ def from_folder(path, examples_per_class=None, seed=0, cache_listing=True):
         seed: the few-shot draw's seed.
         cache_listing: reuse the file list of an unchanged folder from
             ``$BIT_KERAS_HOME/folder_index`` (``folder_index.py``), and write it there.
+        max_pixels: an image whose header declares more pixels (height x width) is skipped
+            and reported, never decoded. Default ``$BIT_KERAS_MAX_IMAGE_PIXELS``, else
+            36,000,000 (``bit_keras.data.headers``).
 
     Returns:
         A ``bit_keras.data.Source`` whose images are read and decoded by the pipelines. A
@@ -62,6 +67,7 @@ def from_folder(path, examples_per_class=None, seed=0, cache_listing=True):
     """
     examples_per_class = sampling.check_examples_per_class(examples_per_class)
     seed = sampling.check_seed(seed)
+    limit = headers.max_pixels(max_pixels)
     path = _check_folder(path)
     classes, relative, labels = folder_index.list_folder(path, IMAGE_EXTENSIONS, cache_listing)
     if not classes:
@@ -77,8 +83,8 @@ def from_folder(path, examples_per_class=None, seed=0, cache_listing=True):
             raise ValueError(f"every class needs at least one image file, but class(es) "
                              f"{', '.join(map(repr, empty))} in {path!r} have none "
                              f"(looked for files ending in {', '.join(IMAGE_EXTENSIONS)}).")
-        return Source(FileStore(files), labels, classes, description=description)
-    prober = _Prober()
+        return Source(FileStore(files, limit), labels, classes, description=description)
+    prober = _Prober(limit)
     try:
         indices = sampling.choose_per_class(labels, classes, examples_per_class, seed,
                                             accept=lambda batch: prober.probe(batch, files))
@@ -103,23 +109,27 @@ class ScanReport:
         return not self.unreadable
 
 
-def scan(path, workers=None):
+def scan(path, workers=None, max_pixels=None):
     """Decodes every image file of a folder in parallel threads; returns a ``ScanReport``.
 
     ``from_folder`` decodes nothing up front (a bad file is skipped when a stream meets
     it); ``scan`` is the check for those who want it first: every file is decoded as the
-    pipelines would (TensorFlow, else Pillow).
+    pipelines would (TensorFlow, else Pillow), once its header is checked against
+    ``max_pixels`` (as ``from_folder``'s): a larger image is reported, not decoded.
 
     Example:
 
     >>> report = bit_keras.data.scan("imagenet/train")
     >>> report.num_files, sorted(report.unreadable)[:3]
     """
+    limit = headers.max_pixels(max_pixels)
+    checks.positive_int(workers, "workers", allow_none=True)
     path = _check_folder(path)
     _, relative, _ = folder_index.list_folder(path, IMAGE_EXTENSIONS)
     workers = workers or min(32, (os.cpu_count() or 1) * 2)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        results = pool.map(lambda f: _decode(os.path.join(path, f))[2], relative, chunksize=16)
+        results = pool.map(lambda f: _decode(os.path.join(path, f), limit)[2], relative,
+                           chunksize=16)
         unreadable = {f: error for f, error in zip(relative, results) if error is not None}
     return ScanReport(path, len(relative), unreadable)
 
@@ -137,13 +147,14 @@ def _check_folder(path):
 class _Prober:
     """Decodes files once (in threads), remembering sizes, Pillow fallbacks and failures."""
 
-    def __init__(self):
+    def __init__(self, limit):
+        self.limit = limit
         self.shapes, self.blobs, self.failed = {}, {}, {}
 
     def probe(self, indices, files):
         workers = min(8, len(indices)) or 1
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(lambda i: (i, _decode(files[i])), indices))
+            results = list(pool.map(lambda i: (i, _decode(files[i], self.limit)), indices))
         for i, (shape, blob, error) in results:
             if error is not None:
                 self.failed[files[i]] = error
@@ -163,22 +174,31 @@ class _Prober:
         self.failed = {}
 
 
-def _decode(filename):
-    """(shape, png_bytes or b"", error or None): TensorFlow first, Pillow second."""
+def _decode(filename, limit):
+    """(shape, png_bytes or b"", error or None): TensorFlow first, Pillow second; only a
+    regular file (after links) is opened, and only an image of at most ``limit`` pixels
+    (its header says) is decoded."""
     try:
+        if not stat.S_ISREG(os.stat(filename).st_mode):  # a FIFO would block open() forever
+            return None, b"", "not a regular file (a FIFO, socket or device)"
         with open(filename, "rb") as f:
             data = f.read()
+        headers.check_bytes(data, limit)
     except OSError as e:
         return None, b"", e.strerror or str(e)
+    except ValueError as e:
+        return None, b"", str(e)
     if _tf_decodes_right(data):
         try:
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image = tf.io.decode_image(headers.check_encoded(data, limit), channels=3,
+                                       expand_animations=False)
             return tuple(image.shape[:2]), b"", None
         except tf.errors.OpError:
             pass
     try:
         from PIL import Image
         with Image.open(io.BytesIO(data)) as im:
+            headers.check_pillow(im, limit)
             pixels = np.asarray(im.convert("RGB"))
     except Exception as e:  # Pillow raises many kinds; any of them means unreadable.
         return None, b"", _short(e)

@@ -21,7 +21,7 @@ from bit_keras.checkpoints.cache import cache_dir
 from bit_keras.utils import atomic
 
 INDEX_DIR = "folder_index"
-_VERSION = 1
+_VERSION = 2  # 2: regular files only
 
 
 def index_path(folder):
@@ -33,7 +33,9 @@ def list_folder(folder, extensions, use_cache=True):
     """``(classes, relative paths, labels)`` of ``folder/<class>/**/<image file>``, sorted.
 
     Classes are the non-hidden subfolders, sorted; files are found recursively (hidden
-    files and folders left out), by extension, and sorted within their class.
+    files and folders left out), by extension, and sorted within their class. Only regular
+    files count, after following links: a FIFO named ``pipe.jpg`` would block its reader
+    forever, and a socket or device is no image.
     """
     folder = os.fspath(folder)
     path = index_path(folder)
@@ -52,7 +54,8 @@ def list_folder(folder, extensions, use_cache=True):
             rel_root = os.path.relpath(root, folder)
             dirs[rel_root] = os.stat(root).st_mtime_ns
             found += [os.path.join(rel_root, n) for n in names
-                      if not n.startswith(".") and n.lower().endswith(extensions)]
+                      if not n.startswith(".") and n.lower().endswith(extensions)
+                      and os.path.isfile(os.path.join(root, n))]
         found.sort()
         files += found
         labels += [label] * len(found)

@@ -11,12 +11,12 @@ from bit_keras.data.source import Source
 from bit_keras.data.tfds_source import from_tfds
 
 _KEYWORDS = {
-    "folder": ("examples_per_class", "seed"),
+    "folder": ("examples_per_class", "seed", "max_pixels"),
     "tfds": ("data_dir", "examples_per_class", "seed", "download", "manual_dir", "stream"),
     "dataset": ("num_classes", "examples_per_class", "seed"),
     "arrays": ("class_names", "examples_per_class", "seed"),
     "source": ("examples_per_class", "seed"),
-    "tfrecords": ("class_names", "examples_per_class", "seed", "label_offset"),
+    "tfrecords": ("class_names", "examples_per_class", "seed", "label_offset", "bad_records"),
 }
 TFRECORDS = "tfrecords:"
 # The official BiT code's splits of the datasets it names: 2% (1%) of the training images are

@@ -18,11 +18,11 @@ import tensorflow as tf
 from absl import logging
 
 from bit_keras.checkpoints.cache import cache_dir
-from bit_keras.data import sampling
+from bit_keras.data import headers, record_check, sampling
 from bit_keras.data.files import SIZE_SAMPLE
 from bit_keras.data.source import EncodedStore, Source
 from bit_keras.data.store import Store
-from bit_keras.utils import atomic
+from bit_keras.utils import atomic, checks
 
 IMAGE_KEY, LABEL_KEY, TEXT_KEY = "image/encoded", "image/class/label", "image/class/text"
 
@@ -76,17 +76,20 @@ class RecordStore(Store):
         return EncodedStore([""] * len(chosen), chosen, header_sizes_of_bytes(chosen))
 
     def median_area(self):
-        sizes = []
-        for serialized in self.records().take(SIZE_SAMPLE):
-            encoded, _ = self.parse(serialized)
-            shape = tf.image.extract_jpeg_shape(encoded) if tf.io.is_jpeg(encoded) else tf.shape(
-                tf.io.decode_image(encoded, channels=3, expand_animations=False))
-            sizes.append(int(shape[0]) * int(shape[1]))
+        """The median height x width of the first ``SIZE_SAMPLE`` records, from their
+        headers (nothing decoded); records without a readable image are passed over."""
+        shape = lambda s: headers.encoded_shape(self.parse(s)[0])  # noqa: E731
+        sizes = [int(h) * int(w) for h, w in self.records().take(SIZE_SAMPLE).map(
+            shape).ignore_errors().as_numpy_iterator() if h * w > 0]
+        if not sizes:
+            raise ValueError("no record of this source has a readable JPEG, PNG, GIF or BMP "
+                             "header to estimate the median image area")
         return float(np.median(sizes))
 
 
 def from_tfrecords(pattern, class_names=None, examples_per_class=None, seed=0,
-                   image_key=IMAGE_KEY, label_key=LABEL_KEY, label_offset=0, cache_index=True):
+                   image_key=IMAGE_KEY, label_key=LABEL_KEY, label_offset=0, cache_index=True,
+                   bad_records="warn"):
     """A streaming ``Source`` over TFRecord files of ``tf.train.Example`` records.
 
     Args:
@@ -102,6 +105,14 @@ def from_tfrecords(pattern, class_names=None, examples_per_class=None, seed=0,
         label_offset: subtracted from every label (1 for ImageNet TFRecords made by the
             TPU scripts, whose labels run 1..1000).
         cache_index: reuse the labels and counts of unchanged files.
+        bad_records: what a shard cut mid-record, or a record without ``image_key`` bytes or
+            with bytes of no image format, does: ``"warn"`` names the file and record in a
+            warning and trains on the rest (whole records; a bad image is dropped when met);
+            ``"stop"`` raises a ValueError naming them (``record_check.py``).
+
+    Labels must be below the number of ``class_names``, or without them below
+    ``record_check.MAX_CLASSES`` (100,000): a larger one is refused, naming its file and
+    record, before anything is built.
 
     Returns:
         A ``bit_keras.data.Source`` that the pipelines stream (``source.streaming``).
@@ -113,13 +124,17 @@ def from_tfrecords(pattern, class_names=None, examples_per_class=None, seed=0,
     """
     examples_per_class = sampling.check_examples_per_class(examples_per_class)
     seed = sampling.check_seed(seed)
+    checks.one_of(bad_records, "bad_records", record_check.BAD_RECORDS)
     files = _files(pattern)
-    labels, counts, texts = _index(files, image_key, label_key, TEXT_KEY, cache_index)
+    labels, counts, texts, damage = _index(files, image_key, label_key, TEXT_KEY, cache_index)
+    record_check.report(damage, bad_records)
     labels = labels - label_offset
     if labels.size and labels.min() < 0:
         raise ValueError(f"labels must be >= 0 after label_offset={label_offset}; the records "
                          f"hold {int(labels.min()) + label_offset}. Pass label_offset=1 for "
                          "labels that start at 1.")
+    class_names = _read_names(class_names)
+    record_check.check_labels(labels, counts, files, class_names)
     num_classes = int(labels.max()) + 1 if labels.size else 0
     names = _class_names(class_names, num_classes, texts, label_offset)
     store = RecordStore(files, counts, example_parser(image_key, label_key, label_offset))
@@ -141,35 +156,49 @@ def _files(pattern):
 
 
 def _index(files, image_key, label_key, text_key, use_cache):
-    """``(int64 labels, per-file counts, {label: text})``: one pass over the label feature."""
+    """``(int64 labels, per-file counts, {label: text}, damage)``: one pass over the labels
+    (and the first bytes of the images) of each file's whole records; ``damage`` names the
+    records cut short, without an image or of no image format."""
     stats = [(os.path.realpath(f), os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]
-    key = hashlib.sha256(json.dumps([stats, label_key, text_key]).encode()).hexdigest()[:32]
-    path = os.path.join(cache_dir(), "record_index", key + ".npz")
+    key = hashlib.sha256(json.dumps([stats, label_key, text_key, image_key, 2]).encode())
+    path = os.path.join(cache_dir(), "record_index", key.hexdigest()[:32] + ".npz")
     if use_cache and os.path.isfile(path):
         try:
             with np.load(path, allow_pickle=False) as cached:
                 texts = json.loads(str(cached["texts"]))
-                return cached["labels"], cached["counts"], {int(k): v for k, v in texts.items()}
+                return (cached["labels"], cached["counts"], {int(k): v for k, v in texts.items()},
+                        json.loads(str(cached["damage"])))
         except (OSError, ValueError, KeyError):
             pass  # damaged: read the files again
     spec = {label_key: tf.io.FixedLenFeature([], tf.int64),
-            text_key: tf.io.FixedLenFeature([], tf.string, default_value="")}
-    labels, counts, texts = [], [], {}
+            text_key: tf.io.FixedLenFeature([], tf.string, default_value=""),
+            image_key: tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+    def parse(s):
+        parsed = tf.io.parse_example(s, spec)
+        return parsed[label_key], parsed[text_key], record_check.image_codes(parsed[image_key])
+
+    labels, counts, texts, damage = [], [], {}, []
     for f in files:
-        count = 0
-        ds = tf.data.TFRecordDataset(f).batch(4096).map(
-            lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        count, cut = record_check.whole_records(f)
+        if cut is not None:
+            damage.append(f"{f} record {count}: cut short at byte {cut} of "
+                          f"{os.path.getsize(f)} (the file is truncated)")
+        codes = []
+        ds = tf.data.TFRecordDataset(f).take(count).batch(4096).map(
+            parse, num_parallel_calls=tf.data.AUTOTUNE)
         try:
-            for batch in ds:
-                labels.append(batch[label_key].numpy())
-                count += len(labels[-1])
-                for label, text in zip(labels[-1][:64], batch[text_key].numpy()[:64]):
+            for batch_labels, batch_texts, batch_codes in ds.as_numpy_iterator():
+                labels.append(batch_labels)
+                codes.append(batch_codes)
+                for label, text in zip(labels[-1][:64], batch_texts[:64]):
                     if text and int(label) not in texts:
                         texts[int(label)] = text.decode("utf-8", "replace")
         except tf.errors.OpError as e:
             raise ValueError(f"TFRecord file {f!r} does not hold tf.train.Example records with "
                              f"an int64 {label_key!r} feature ({e.message.splitlines()[0]})") from None
         counts.append(count)
+        damage += record_check.describe_codes(f, np.concatenate(codes or [[]]), image_key)
     labels = np.concatenate(labels) if labels else np.zeros([0], np.int64)
     counts = np.asarray(counts, np.int64)
     logging.info("Indexed %d records in %d TFRecord files", len(labels), len(files))
@@ -177,10 +206,11 @@ def _index(files, image_key, label_key, text_key, use_cache):
         try:
             with atomic.atomic_file(path) as tmp:
                 with open(tmp, "wb") as out:
-                    np.savez(out, labels=labels, counts=counts, texts=np.array(json.dumps(texts)))
+                    np.savez(out, labels=labels, counts=counts, texts=np.array(json.dumps(texts)),
+                             damage=np.array(json.dumps(damage)))
         except OSError as e:
             logging.warning("Could not cache the record index in %s: %s", path, e)
-    return labels, counts, texts
+    return labels, counts, texts, damage
 
 
 def label_pass(store, key):
@@ -205,13 +235,16 @@ def label_pass(store, key):
     return labels
 
 
+def _read_names(class_names):
+    if isinstance(class_names, (str, os.PathLike)):
+        with open(class_names, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    return None if class_names is None else list(class_names)
+
+
 def _class_names(class_names, num_classes, texts, label_offset):
     if class_names is None:
         return [texts.get(c + label_offset, str(c)) for c in range(num_classes)]
-    if isinstance(class_names, (str, os.PathLike)):
-        with open(class_names, encoding="utf-8") as f:
-            class_names = [line.strip() for line in f if line.strip()]
-    class_names = list(class_names)
     if len(class_names) < num_classes:
         raise ValueError(f"class_names must name every label: the records hold labels up to "
                          f"{num_classes - 1}. Received: {len(class_names)} names")

@@ -14,7 +14,7 @@ from bit_keras.utils import checks
 
 def check_seed(seed, name="seed"):
     """Returns ``seed`` as an int, or raises a ValueError naming the argument."""
-    return checks.non_negative_int(seed, name)
+    return checks.seed(seed, name)
 
 
 def check_examples_per_class(examples_per_class):

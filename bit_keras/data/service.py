@@ -18,6 +18,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from bit_keras.utils import checks
+
 DEFAULT_PORT = 5050
 ROLES = ("dispatcher", "worker")
 
@@ -106,7 +108,8 @@ def serve(role, port=DEFAULT_PORT, dispatcher=None, work_dir=None, worker_host="
     service = tf.data.experimental.service
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}. Received: role={role!r}")
-    if not isinstance(port, int) or not 0 <= port < 65536:
+    checks.non_negative_int(port, "port", accepted="an int in [0, 65535]")
+    if port > 65535:
         raise ValueError(f"port must be an int in [0, 65535]. Received: port={port!r}")
     if role == "dispatcher":
         server = service.DispatchServer(service.DispatcherConfig(

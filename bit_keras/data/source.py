@@ -14,6 +14,7 @@ stream.
 import numpy as np
 import tensorflow as tf
 
+from bit_keras.data import headers
 from bit_keras.data.store import Store
 
 
@@ -88,9 +89,7 @@ class EncodedStore(Store):
                            lambda: tf.io.read_file(tf.gather(paths, i)))
 
         def load(i):
-            image = tf.io.decode_image(read(i), channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            return tf.cast(image, tf.float32) / 255.0
+            return headers.decode(read(i))
         return load
 
 

@@ -1,10 +1,13 @@
 """The streams of a TFRecord source (``records.RecordStore``): files dealt out to the
 input pipelines, read in a drawn order, permuted in windows, resumable by position."""
 
+import sys
+
 import numpy as np
 import tensorflow as tf
 
 from bit_keras.data import augment as aug
+from bit_keras.data import headers
 from bit_keras.data import records as records_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -12,10 +15,50 @@ PERMUTE, AUGMENT, MIXUP = 0, 1, 2  # independent random streams of one pipeline
 SHUFFLE_BUFFER = 10_000  # records permuted together: ~1 GB at ImageNet's ~110 KB a JPEG
 
 
+_CHUNK = 64  # records decoded together before the names of those that failed are printed
+
+
 def decode(encoded):
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return tf.cast(image, tf.float32) / 255.0
+    return headers.decode(encoded)
+
+
+def named_records(path, skip, take):
+    """Records ``skip .. skip + take`` of one file, each with its name, ``FILE record N``."""
+    names = tf.data.Dataset.range(skip, skip + take).map(
+        lambda r: tf.strings.join([path, " record ", tf.strings.as_string(r)]))
+    return tf.data.Dataset.zip((records_lib.read_file(path, skip, take), names))
+
+
+def decoded(ds, example, skipped_log):
+    """``example(g, serialized)`` -> ``(image, label, g)`` for each ``(g, (serialized,
+    name))`` of ``ds`` whose record decodes, in order; the records that do not (no image,
+    undecodable bytes, over the pixel limit) are left out and named on stderr and in
+    ``skipped_log``. Chunks of ``_CHUNK`` records are decoded in parallel with their errors
+    ignored; a position missing from a chunk's results marks a failure."""
+    def chunk(gs, records):
+        serialized, names = records
+        inner = tf.data.Dataset.from_tensor_slices((gs, serialized)).map(
+            example, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
+        empty = tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape], s.dtype),
+                                      inner.element_spec)
+        got = inner.batch(_CHUNK).concatenate(
+            tf.data.Dataset.from_tensors(empty)).take(1).get_single_element()
+        failed = tf.logical_not(tf.reduce_any(tf.equal(gs[:, None], got[-1][None, :]), axis=1))
+        named = tf.strings.reduce_join(tf.boolean_mask(names, failed), separator="\n")
+
+        def say():
+            ops = [tf.print("bit_keras: skipped undecodable record(s):", named,
+                            output_stream=sys.stderr)]
+            if skipped_log:
+                ops.append(tf.print(named, output_stream=f"file://{skipped_log}"))
+            with tf.control_dependencies(ops):
+                return tf.constant(True)
+
+        said = tf.cond(tf.reduce_any(failed), say, lambda: tf.constant(True))
+        with tf.control_dependencies([said]):
+            return tf.nest.map_structure(tf.identity, got)
+
+    return ds.batch(_CHUNK).map(chunk, num_parallel_calls=2, deterministic=True).unbatch()
 
 
 def stream_files(source, input_context):
@@ -58,7 +101,7 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
             tf.range(len(files), dtype=tf.int64), key, tf.constant(len(files) - 1, tf.int64))
         records = tf.data.Dataset.from_tensor_slices(
             (tf.gather(paths, order), tf.gather(skips, order), tf.gather(takes, order))
-        ).interleave(records_lib.read_file, cycle_length=min(16, len(files)), block_length=1,
+        ).interleave(named_records, cycle_length=min(16, len(files)), block_length=1,
             num_parallel_calls=AUTOTUNE, deterministic=True)
         # A stateless shuffle: windows of SHUFFLE_BUFFER records, each permuted by
         # (key, window); no buffer state, so nothing but the position decides an element.
@@ -66,8 +109,10 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
 
         def permute(w, window):
             noise = tf.random.stateless_uniform(
-                tf.shape(window), tf.random.experimental.stateless_fold_in(key, w))
-            return tf.data.Dataset.from_tensor_slices(tf.gather(window, tf.argsort(noise)))
+                tf.shape(window[0]), tf.random.experimental.stateless_fold_in(key, w))
+            order = tf.argsort(noise)
+            return tf.data.Dataset.from_tensor_slices(
+                tuple(tf.gather(part, order) for part in window))
 
         return windows.flat_map(permute)
 
@@ -79,8 +124,7 @@ def train_stream(source, batch_size, resize, crop, mixup_alpha, seed, start_step
         key = tf.random.experimental.stateless_fold_in(aug_key, g)
         return aug.training(decode(encoded), key, augment, resize, crop), label_of(label), g
 
-    ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.ignore_errors(log_warning=True)  # an undecodable record is dropped, and logged
+    ds = decoded(ds, example, skipped_log)  # an undecodable record is dropped, and named
     ds = ds.batch(batch_size, drop_remainder=True)
     if mixup_alpha > 0:
         def mix(images, batch_labels, g):
@@ -95,9 +139,13 @@ def eval_stream(source, batch_size, crop, input_context, skipped_log):
     store = source.store
     _, files, _ = stream_files(source, input_context) if input_context else (0, None, 0)
 
-    def example(serialized):
+    def example(g, serialized):
         encoded, label = store.parse(serialized)
-        return aug.center(decode(encoded), crop), tf.one_hot(label, source.num_classes)
+        return aug.center(decode(encoded), crop), tf.one_hot(label, source.num_classes), g
 
-    ds = store.records(files).map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.ignore_errors(log_warning=True).batch(batch_size)
+    indices = np.arange(len(store.files)) if files is None else np.asarray(files)
+    records = tf.data.Dataset.from_tensor_slices(
+        (tf.constant([store.files[i] for i in indices]), store.skips[indices],
+         store.counts[indices])).flat_map(named_records)
+    ds = decoded(records.enumerate(), example, skipped_log)
+    return ds.map(lambda image, label, g: (image, label)).batch(batch_size)

@@ -54,6 +54,8 @@ class BitModule(tf.Module):
         image_size: the side the ``image_bytes`` signature resizes to.
         labels_path: a checked class-list file to embed as an asset, or None.
         labels_names: the class names in it (what the signatures return), or None.
+        max_request_pixels: the most pixels an ``image_bytes`` request may make after the
+            resize (entries x ``image_size``**2).
         top_k, label_scores: the top classes reported with labels, and how logits become
             scores (``"softmax"`` or ``"sigmoid"``).
         trainable: whether ``trainable_variables`` lists the weights (False for a folded,
@@ -65,7 +67,8 @@ class BitModule(tf.Module):
     trainable_variables = None
 
     def __init__(self, net, kind, image_size, labels_path=None, top_k=5,
-                 label_scores="softmax", trainable=True, labels_names=None):
+                 label_scores="softmax", trainable=True, labels_names=None,
+                 max_request_pixels=sigs.MAX_REQUEST_PIXELS):
         super().__init__(name=None)
         self.variables = [v.value for v in net.weights]
         self.trainable_variables = list(self.variables) if trainable else []
@@ -95,7 +98,8 @@ class BitModule(tf.Module):
 
         @tf.function(input_signature=[sigs.IMAGE_BYTES_SPEC], autograph=False)
         def image_bytes(image_bytes):
-            images = sigs.decode_images(image_bytes, image_size)
+            images = sigs.decode_images(image_bytes, image_size,
+                                        max_request_pixels=max_request_pixels)
             return sigs.outputs(forward(images, False), kind_, _names(), top_k, label_scores)
 
         self.serving_default = serving_default

@@ -89,7 +89,8 @@ def check_export_target(export_dir, version, overwrite):
 
 
 def export(model, export_dir, kind="feature_vector", labels=None, version=None, overwrite=False,
-           fold_standardization=False, image_size=None, top_k=5, label_scores=None):
+           fold_standardization=False, image_size=None, top_k=5, label_scores=None,
+           max_request_pixels=None):
     """Exports a BiT model as a SavedModel for TF Hub, Keras 3, TF Serving and TFLite users.
 
     The SavedModel needs no bit_keras to load. Its root is a TF Hub Reusable SavedModel
@@ -126,6 +127,9 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
         top_k: how many top classes the labelled outputs report.
         label_scores: ``"softmax"`` or ``"sigmoid"`` for ``top_scores``; default as the
             head was trained (sigmoid for BiT-M's 21k head, softmax otherwise).
+        max_request_pixels: the most pixels one ``image_bytes`` request may make after the
+            resize (entries x ``image_size``**2); larger requests are refused with
+            ``INVALID_ARGUMENT``. Default 64 images at 224 (docs/reliability.md).
 
     Returns:
         The path of the written SavedModel directory.
@@ -137,6 +141,7 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
     '/models/bit_m_r50x1_fv/1'
     """
     _check_args(kind, version, image_size, top_k, label_scores)
+    checks.positive_int(max_request_pixels, "max_request_pixels", allow_none=True)
     net = bit_module.select_model(model, kind)
     labels_names, shipped = _labels(model, net, kind, labels)
     if label_scores is None:
@@ -158,7 +163,9 @@ def export(model, export_dir, kind="feature_vector", labels=None, version=None, 
         with bit_layers.compiled_kernels(False):
             root = bit_module.BitModule(net, kind, image_size, labels_path, top_k,
                                         label_scores, trainable=not fold_standardization,
-                                        labels_names=labels_names)
+                                        labels_names=labels_names,
+                                        max_request_pixels=max_request_pixels
+                                        or sigs.MAX_REQUEST_PIXELS)
             tf.saved_model.save(root, tmp, signatures=root.signatures())
         metadata = _metadata(model, net, kind, image_size, labels_names, top_k, label_scores,
                              fold_standardization)

@@ -8,6 +8,8 @@ with an ``InvalidArgumentError`` that says what is wrong; they never crash a ser
 
 import tensorflow as tf
 
+from bit_keras.data import headers
+
 IMAGES_KEY = "images"
 IMAGE_BYTES_KEY = "image_bytes"
 OUTPUT_KEYS = {"feature_vector": "feature_vector", "classifier": "logits"}
@@ -17,6 +19,15 @@ MAX_IMAGE_PIXELS = 36_000_000
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # A PNG file stores width and height as big-endian uint32 at bytes 16..24 (the IHDR chunk).
 _PNG_HEADER_BYTES = 24
+# Every entry of an ``image_bytes`` request becomes an image_size^2 float image, and the
+# whole batch runs through the network at once: a request is refused when its entries
+# times image_size^2 exceed this (64 images at 224 x 224; 13 at 480), however small its
+# files. The exporter can set another bound (``max_request_pixels``).
+MAX_REQUEST_PIXELS = 64 * 224 * 224
+# Up to ten entries are decoded at once (map_fn's parallel iterations), each up to
+# MAX_IMAGE_PIXELS: the pixels that a request's headers declare, summed, are bounded too
+# (4 x 36 MP, ~432 MB as uint8), before anything is decoded.
+MAX_REQUEST_DECODED_PIXELS = 4 * MAX_IMAGE_PIXELS
 
 IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name=IMAGES_KEY)
 IMAGE_BYTES_SPEC = tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)
@@ -36,6 +47,10 @@ def check_images(images):
     the whole server process. The shape is read at run time, so the check cannot be folded
     away from the declared one; the request fails with ``INVALID_ARGUMENT`` before any
     kernel runs.
+
+    Non-finite values (NaN, Inf) are refused too: one NaN pixel would otherwise give finite,
+    confident logits, and one Inf NaN logits with top labels. Values outside [0, 1] are
+    served as they are (the model maps [0, 1] to [-1, 1] linearly and extrapolates).
     """
     shape = tf.shape(images)
     dims = tf.concat([shape, tf.ones([4], tf.int32)], 0)[:4]  # readable for any rank
@@ -45,6 +60,11 @@ def check_images(images):
         good, [f"{IMAGES_KEY}: expected float32 images [batch, height, width, 3] in [0, 1] "
                "with batch, height and width >= 1; received shape", shape], summarize=8)
     with tf.control_dependencies([check]):
+        bad = tf.size(images) - tf.math.count_nonzero(tf.math.is_finite(images), dtype=tf.int32)
+        finite = tf.debugging.Assert(
+            tf.equal(bad, 0), [f"{IMAGES_KEY}: expected finite values (images in [0, 1]); "
+                               "received NaN or Inf in", bad, "of", tf.size(images), "values"])
+    with tf.control_dependencies([finite]):
         return tf.ensure_shape(tf.identity(images), [None, None, None, 3])
 
 
@@ -57,14 +77,6 @@ def check_image_bytes(image_bytes):
                "PNG file; received shape", shape], summarize=8)
     with tf.control_dependencies([check]):
         return tf.ensure_shape(tf.identity(image_bytes), [None])
-
-
-def _png_shape(data):
-    header = tf.io.decode_raw(tf.strings.substr(data, 16, 8), tf.uint8)
-    header = tf.cast(header, tf.int64)
-    width = ((header[0] * 256 + header[1]) * 256 + header[2]) * 256 + header[3]
-    height = ((header[4] * 256 + header[5]) * 256 + header[6]) * 256 + header[7]
-    return tf.stack([height, width])
 
 
 def _checked(data, max_pixels):
@@ -80,7 +92,7 @@ def _checked(data, max_pixels):
     with tf.control_dependencies([known]):
         shape = tf.cond(is_jpeg,
                         lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
-                        lambda: _png_shape(data))
+                        lambda: headers.png_shape(data))
     pixels = shape[0] * shape[1]
     small = tf.debugging.Assert(
         pixels <= max_pixels,
@@ -90,25 +102,56 @@ def _checked(data, max_pixels):
         return tf.identity(data)
 
 
-def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS):
+def check_request_size(image_bytes, image_size, max_request_pixels=MAX_REQUEST_PIXELS,
+                       max_decoded_pixels=MAX_REQUEST_DECODED_PIXELS):
+    """``image_bytes`` once its entries times ``image_size``^2 are at most
+    ``max_request_pixels``, and the pixels its headers declare at most
+    ``max_decoded_pixels`` (checked before anything is decoded)."""
+    entries = tf.cast(tf.size(image_bytes), tf.int64)
+    per_image = image_size * image_size
+    check = tf.debugging.Assert(
+        entries * per_image <= max_request_pixels,
+        [f"{IMAGE_BYTES_KEY}: a request of", entries, f"images, each resized to {image_size} x "
+         f"{image_size}, is over the bound of this export, {max_request_pixels} pixels a "
+         f"request ({max(1, max_request_pixels // per_image)} images); send fewer images a "
+         "request"])
+    with tf.control_dependencies([check]):
+        declared = tf.reduce_sum(tf.map_fn(lambda d: tf.reduce_prod(headers.encoded_shape(d)),
+                                           image_bytes, fn_output_signature=tf.int64))
+    small = tf.debugging.Assert(
+        declared <= max_decoded_pixels,
+        [f"{IMAGE_BYTES_KEY}: the images of a request declare", declared, "pixels in all, over "
+         f"the bound of this export, {max_decoded_pixels} pixels decoded a request; send "
+         "fewer or smaller images a request"])
+    with tf.control_dependencies([small]):
+        return tf.identity(image_bytes)
+
+
+def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS,
+                  max_request_pixels=MAX_REQUEST_PIXELS,
+                  max_decoded_pixels=MAX_REQUEST_DECODED_PIXELS):
     """Decodes a batch of JPEG/PNG strings to float32 [0, 1] images of ``image_size``^2.
 
     Each image is resized (bilinear, as the BiT evaluation pipeline does) without keeping
-    its aspect ratio; an image already of that size passes through unchanged.
+    its aspect ratio; an image already of that size passes through unchanged. A request
+    over ``max_request_pixels`` (entries x ``image_size``^2), or whose headers declare more
+    than ``max_decoded_pixels`` in all, is refused before any decode.
     """
 
     def decode(data):
         data = _checked(data, max_pixels)
-        # The accurate integer DCT matches libjpeg's default (PIL, OpenCV); TF's default
-        # fast DCT differs from them by several grey levels.
+        # The accurate integer DCT, as the training pipelines decode (headers.JPEG_DCT_METHOD)
         image = tf.cond(tf.io.is_jpeg(data),
-                        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                        lambda: tf.io.decode_jpeg(data, channels=3,
+                                                  dct_method=headers.JPEG_DCT_METHOD),
                         lambda: tf.io.decode_png(data, channels=3))
         image.set_shape([None, None, 3])
         image = tf.image.resize(image, [image_size, image_size], method="bilinear")
         return image / 255.0
 
-    return tf.map_fn(decode, check_image_bytes(image_bytes),
+    image_bytes = check_request_size(check_image_bytes(image_bytes), image_size,
+                                     max_request_pixels, max_decoded_pixels)
+    return tf.map_fn(decode, image_bytes,
                      fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
 
 

@@ -132,6 +132,11 @@ def evaluate(feature_fn, train_data, test_data, shots=DEFAULT_SHOTS, seeds=DEFAU
     >>> print(bit_keras.fewshot.format_table({"BiT-M-R50x1": result}))
     """
     from bit_keras.fewshot.images import ImageSet, as_feature_fn
+    # Every number is checked before a dataset is read (or downloaded).
+    shots, seeds = _shots(shots), _seeds(seeds)
+    checks.finite_number(l2_reg, "l2_reg", strictly_positive=True)
+    checks.positive_int(batch_size, "batch_size")
+    checks.positive_int(image_size, "image_size", allow_none=True)
     train = ImageSet(train_data, train_split, data_dir, image_size, batch_size)
     test = ImageSet(test_data, test_split, data_dir, train.image_size, batch_size)
     classes = _check_test_labels(train.labels, test.labels)

@@ -12,6 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from bit_keras.utils import checks
+
 # big_vision's default regularization of the few-shot linear probe.
 L2_REG = 2.0 ** 10
 # A constant feature this large gets a weight 100x smaller for the same effect, so the
@@ -67,8 +69,7 @@ def fit_linear_probe(features, labels, l2_reg=L2_REG):
     >>> accuracy = np.mean(probe.predict(test_features) == test_labels)
     """
     features, labels = check_features(features, labels, "features", "labels")
-    if not np.isfinite(l2_reg) or l2_reg <= 0:
-        raise ValueError(f"l2_reg must be a positive number. Received: l2_reg={l2_reg!r}")
+    checks.finite_number(l2_reg, "l2_reg", strictly_positive=True)
     classes, targets = np.unique(labels, return_inverse=True)
     y = 2.0 * np.eye(len(classes))[targets] - 1.0
     mean = features.mean(axis=0)

@@ -83,12 +83,14 @@ def load(name, weights=None, num_classes=None, include_top=True, input_shape=(No
 
     >>> model = bit_keras.load("BiT-M-R50x1", weights="BiT-M-R50x1.npz", num_classes=5)
     """
+    arch, _, _, variant = _resolve(name)
     if weights is None:
-        _, _, _, variant = _resolve(name)
         if variant is None:
             raise ValueError(f"weights= is required for the bare architecture {name!r}")
         weights = cache.fetch(variants.VARIANTS[variant], variants.BASE_URL)
-    tensors = formats.read_checkpoint(os.fspath(weights))
+    room = formats.architecture_params(arch["units"], arch["width"],
+                                       arch.get("base_filters", 64))
+    tensors = formats.read_checkpoint(os.fspath(weights), max_params=room)
     _, _, ckpt_classes = transfer.checkpoint_structure(tensors)
     keep_head = include_top and num_classes is None
     if keep_head and ckpt_classes is None:

@@ -66,15 +66,18 @@ class Distill(runner.Recipe):
         loop.check_numbers(base_lr=self.base_lr)
         checks.positive_int(self.crop, "crop")
         for name, value in (("clip_norm", self.clip_norm), ("temperature", self.temperature)):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
+            checks.finite_number(value, name, strictly_positive=True)
+        checks.finite_number(self.weight_decay, "weight_decay")
+        checks.finite_number(self.epochs, "epochs", strictly_positive=True, allow_none=True)
+        checks.positive_int(self.steps, "steps", allow_none=True)
+        checks.non_negative_int(self.warmup_steps, "warmup_steps", allow_none=True)
+        checks.positive_int(self.resize, "resize", allow_none=True)
 
     def plan(self, source, model, settings):
         steps = self.steps
         if steps is None:
             epochs = EPOCHS if self.epochs is None else self.epochs
-            if not epochs > 0:
-                raise ValueError(f"epochs must be positive. Received: epochs={epochs!r}")
+            checks.finite_number(epochs, "epochs", strictly_positive=True)
             steps = max(1, round(epochs * source.num_examples / settings.batch))
         steps = checks.positive_int(steps, "steps")
         lr = schedule(steps, self.base_lr, self.warmup_steps)

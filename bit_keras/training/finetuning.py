@@ -16,6 +16,7 @@ from absl import logging
 from bit_keras.models import network as bit_model
 from bit_keras.training import hyperrule as hyperrule_lib
 from bit_keras.training import loop, model_setup, run_record, runner
+from bit_keras.utils import checks
 
 RUN_FILE = run_record.RUN_FILE
 EXPORT_KINDS = ("feature_vector", "classifier")
@@ -40,6 +41,11 @@ class FineTune(runner.Recipe):
 
     def check(self):
         loop.check_numbers(base_lr=self.base_lr)
+        checks.seed(self.examples_per_class_seed, "examples_per_class_seed")
+        checks.positive_int(self.steps, "steps", allow_none=True)
+        for name in ("resize", "crop"):
+            checks.positive_int(self.overrides.get(name), name, allow_none=True)
+        checks.finite_number(self.overrides.get("mixup_alpha"), "mixup_alpha", allow_none=True)
 
     def load(self, train_data):
         from bit_keras import data

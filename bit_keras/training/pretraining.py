@@ -97,8 +97,7 @@ def upstream_plan(num_examples, batch, recipe="bit-m", epochs=None, steps=None, 
         epochs = steps / steps_per_epoch
     else:
         epochs = full_epochs if epochs is None else epochs
-        if not epochs > 0:
-            raise ValueError(f"epochs must be positive. Received: epochs={epochs!r}")
+        checks.finite_number(epochs, "epochs", strictly_positive=True)
         total = max(1, math.ceil(epochs * steps_per_epoch))
     decays = tuple(max(1, round(total * e / full_epochs)) for e in decay_epochs)
     if warmup_steps is None:
@@ -125,6 +124,11 @@ class Pretrain(runner.Recipe):
     def check(self):
         loop.check_numbers(base_lr=self.base_lr)
         checks.positive_int(self.crop, "crop")
+        checks.finite_number(self.weight_decay, "weight_decay")
+        checks.finite_number(self.epochs, "epochs", strictly_positive=True, allow_none=True)
+        checks.positive_int(self.steps, "steps", allow_none=True)
+        checks.non_negative_int(self.warmup_steps, "warmup_steps", allow_none=True)
+        checks.positive_int(self.resize, "resize", allow_none=True)
 
     def plan(self, source, model, settings):
         plan = upstream_plan(source.num_examples, settings.batch, self.recipe, self.epochs,

@@ -185,6 +185,9 @@ def run(recipe, model, train_data, eval_data, settings):
     loop.check_numbers(every=dict(eval_every=settings.eval_every,
                                   checkpoint_every=settings.checkpoint_every))
     checks.positive_int(settings.eval_batch, "eval_batch", allow_none=True)
+    checks.seed(settings.seed)
+    checks.positive_int(settings.batch, "batch")
+    checks.positive_int(settings.batch_split, "batch_split")
     recipe.check()
     source = recipe.load(train_data)
     loop.check_classes(source)

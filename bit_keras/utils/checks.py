@@ -55,13 +55,24 @@ def one_of(value, name, accepted):
     return value
 
 
-def finite_number(value, name, strictly_positive=False, note=""):
+def finite_number(value, name, strictly_positive=False, note="", allow_none=False):
     """Returns ``value`` if it is a finite real number ``> 0`` (``strictly_positive``) or
-    ``>= 0``; else raises a ValueError naming it (bools refused)."""
+    ``>= 0`` (or None when allowed); else raises a ValueError naming it (bools refused)."""
+    if value is None and allow_none:
+        return None
     ok = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
           and math.isfinite(value) and (value > 0 if strictly_positive else value >= 0))
     if not ok:
         bound = "> 0" if strictly_positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}{note}. Received: "
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"{name} must be a finite number {bound}{extra}{note}. Received: "
                          f"{name}={value!r}")
     return value
+
+
+def seed(value, name="seed"):
+    """``value`` as an int if it is a seed: an int in [0, 2**63) (what NumPy and TensorFlow's
+    stateless ops take), else a ValueError naming it."""
+    if not _is_int(value) or not 0 <= value < 2 ** 63:
+        raise ValueError(f"{name} must be an int >= 0 (and < 2**63). Received: {name}={value!r}")
+    return int(value)

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from bit_keras.utils import atomic
+from bit_keras.utils import atomic, checks
 from bit_keras.vtab.tasks import CATEGORIES, chosen_tasks, label_of, splits
 
 RESULT_FILE = "result.json"
@@ -110,6 +110,14 @@ def run(model, run_dir, tasks=None, data_dir=None, batch=512, hyperrule="code", 
     """
     from bit_keras.training import finetuning
 
+    # Checked before a dataset is prepared (downloads) or a folder written; fine_tune checks
+    # the rest of its options again for each task.
+    checks.positive_int(batch, "batch")
+    checks.seed(seed)
+    for name in ("batch_split", "steps"):
+        checks.positive_int(fine_tune_options.get(name), name, allow_none=True)
+    for name in ("eval_every", "checkpoint_every"):
+        checks.non_negative_int(fine_tune_options.get(name), name, allow_none=True)
     chosen = chosen_tasks(tasks)
     weights = model.get_weights()
     results = {}
