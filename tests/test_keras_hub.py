@@ -146,6 +146,9 @@ def test_save_preset_errors(preset, tmp_path):
     with pytest.raises(ValueError, match="one name per class"):
         bkh.save_preset(bit_keras.resnet_v2(**TINY, num_classes=2), out_dir=str(tmp_path / "p"),
                         class_names=["a"])
+    with pytest.raises(ValueError, match="image_size must be a positive int"):
+        bkh.save_preset(bit_keras.resnet_v2(**TINY, num_classes=2), out_dir=str(tmp_path / "p"),
+                        image_size=0)
     assert not os.path.exists(tmp_path / "p")
 
 
@@ -172,11 +175,17 @@ def test_the_command_writes_a_preset_and_refuses_to_overwrite(checkpoint, raw_im
     assert proc.returncode == 1 and len(errors) == 1 and "already exists" in errors[0]
 
 
-def test_import_bit_keras_does_not_import_keras_hub():
+def test_import_bit_keras_imports_keras_hub_only_when_already_imported():
     code = "import sys, bit_keras; print('keras_hub' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
                           timeout=300)
     assert proc.stdout.split() == ["False"], proc.stderr[-2000:]
+    # keras-hub imported first: import bit_keras registers the classes by itself.
+    code = ("import keras, keras_hub, bit_keras; "
+            "print(keras.saving.get_registered_object('bit_keras>BiTBackbone').__name__)")
+    proc = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.stdout.split() == ["BiTBackbone"], proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])

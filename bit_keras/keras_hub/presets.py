@@ -19,9 +19,12 @@ from bit_keras.keras_hub.classifier import (
     BiTImageConverter,
 )
 from bit_keras.models import network, variants
-from bit_keras.utils import atomic
+from bit_keras.utils import atomic, checks
 
 CLASS_NAMES_FILE = "class_names.txt"
+# The converter's side for a model that is not a named variant: the side BiT's upstream
+# models were trained at (a Variant's default resolution).
+DEFAULT_IMAGE_SIZE = 224
 # Every public BiT model with released weights: upstream, -ILSVRC2012, distilled, teachers.
 PUBLIC_PRESETS = tuple(name for name, v in variants.VARIANTS.items()
                        if v.weights_path is not None and v.vtab_task is None)
@@ -93,10 +96,12 @@ def save_preset(model_or_name, weights=None, out_dir=None, image_size=None, clas
     """
     if not out_dir:
         raise ValueError(f"out_dir must name a folder. Received: out_dir={out_dir!r}")
+    checks.positive_int(image_size, "image_size", allow_none=True)
     atomic.check_target(os.path.abspath(out_dir), overwrite)
     model = _bit_model(model_or_name, weights)
     variant = variants.VARIANTS.get(model.variant)
-    side = int(image_size or (variant.resolution if variant else 224))
+    side = int(image_size) if image_size is not None else (
+        variant.resolution if variant else DEFAULT_IMAGE_SIZE)
     class_names = _class_names(model, class_names)
     if class_names is not None and len(class_names) != model.num_classes:
         raise ValueError(f"class_names must have one name per class ({model.num_classes}). "
