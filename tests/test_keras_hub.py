@@ -136,6 +136,29 @@ def test_a_headless_model_gives_a_backbone_preset(tmp_path):
         224, 224]
 
 
+def test_an_upstream_head_gets_its_shipped_class_names_and_side(tmp_path):
+    # A tiny network labelled as BiT-S-R50x1 (1000 ILSVRC-2012 classes, trained at 224).
+    model = bit_keras.models.BiTModel(**TINY, num_classes=1000, variant="BiT-S-R50x1")
+    out = bkh.save_preset(model, out_dir=str(tmp_path / "upstream"))
+    names = open(os.path.join(out, "class_names.txt")).read().splitlines()
+    assert len(names) == 1000 and names[:2] == bit_keras.class_names("BiT-S-R50x1")[:2]
+    converter = json.load(open(os.path.join(out, "image_converter.json")))["config"]
+    assert converter["image_size"] == [224, 224] and converter["scale"] == pytest.approx(1 / 255)
+
+
+def test_the_folder_passes_upload_presets_local_checks(preset, tmp_path):
+    # No network: an unknown scheme fails only after keras-hub has validated the folder,
+    # and the model card an hf:// upload writes is made (then removed) from it.
+    with pytest.raises(ValueError, match="Unknown URI"):
+        keras_hub.upload_preset("local://bit", preset)
+    from keras_hub.src.utils import preset_utils
+    preset_utils.create_model_card(preset)
+    card = open(os.path.join(preset, "README.md")).read()
+    preset_utils.delete_model_card(preset)
+    assert "BiT" in card and "units" in card and not os.path.exists(
+        os.path.join(preset, "README.md"))
+
+
 def test_save_preset_errors(preset, tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         bkh.save_preset(variants.TINY, None, preset)
