@@ -35,11 +35,13 @@ setup(
         # the CUDA build; it runs on CPUs too.
         "jax": ["jax"],
         "torch": ["torch"],
+        # BiT's keras-hub classes and presets (docs/keras_hub.md); imported only on use.
+        "keras_hub": ["keras-hub"],
         # pytest-xdist: the suite runs in two worker processes (pytest.ini).
         # ruff: the project's linter, run by tests/test_lint.py.
         "test": ["pytest>=7", "pytest-xdist>=3", "tf-keras", "tensorflow-hub", "matplotlib", "psutil",
                  "ruff", "tf2onnx>=1.16", "onnx", "onnxruntime", "openvino>=2024.0",
-                 "ai-edge-litert", "jax", "torch",
+                 "ai-edge-litert", "jax", "torch", "keras-hub",
                  # torch needs setuptools >= 77.0.3, and tensorflow-hub imports
                  # pkg_resources, which setuptools 81 removed.
                  "setuptools>=77.0.3,<81"],

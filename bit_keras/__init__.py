@@ -69,11 +69,13 @@ _LAZY = {
     "SavedModelLayer": "bit_keras.exporter:SavedModelLayer",
     "fine_tune": "bit_keras.training.finetuning:fine_tune",
     "hyperrule": "bit_keras.training.hyperrule:",
+    "keras_hub": "bit_keras.keras_hub:",
     "training": "bit_keras.training:",
     "fewshot": "bit_keras.fewshot:",
     "few_shot": "bit_keras.fewshot:evaluate",
     "pretrain": "bit_keras.training.pretraining:pretrain",
     "runtime": "bit_keras.runtime:",
+    "save_preset": "bit_keras.keras_hub.presets:save_preset",
     "vtab": "bit_keras.vtab:",
 }
 
@@ -106,3 +108,11 @@ def __getattr__(name):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'bit_keras' has no attribute {name!r}")
+
+
+# BiT's keras-hub classes register when keras-hub is already imported (``import keras_hub``
+# first, or ``import bit_keras.keras_hub``): importing keras-hub here would cost every
+# ``import bit_keras`` seconds.
+if "keras_hub" in _sys.modules:
+    import importlib as _importlib
+    _importlib.import_module("bit_keras.keras_hub")

@@ -45,14 +45,14 @@ def test_an_unknown_command_lists_the_commands():
     assert done.returncode == 1
     assert _bit_lines(done.stderr) == ["bit-keras: error: unknown command 'fine-tunes'. Commands: "
                                        "demo, fine_tune, pretrain, fewshot, export, scan, "
-                                       "data_service, distill, vtab"]
+                                       "data_service, distill, vtab, preset"]
 
 
 def test_usage_lists_every_command():
     done = _run("--help")
     assert done.returncode == 0
     for command in ("demo", "fine_tune", "pretrain", "fewshot", "export", "scan", "data_service",
-                    "distill", "vtab"):
+                    "distill", "vtab", "preset"):
         assert f"  {command} " in done.stdout
 
 

@@ -143,3 +143,12 @@ def test_build_and_load_take_the_dense_settings(tmp_path):
     assert (model.output_stride, model.drop_path_rate) == (8, 0.1)
     side = bit_keras.feature_extractor(model, ("block4",))(np.zeros((1, 64, 64, 3)))["block4"]
     assert tuple(side.shape[1:3]) == (8, 8)
+
+
+def test_the_keras_hub_backbone_takes_the_dense_settings():
+    from bit_keras.keras_hub import BiTBackbone  # keras-hub is in the test extra
+    backbone = BiTBackbone(units=(1, 1, 1), base_filters=16, groups=8, output_stride=16,
+                           drop_path_rate=0.1)
+    assert sorted(backbone.pyramid_outputs) == ["P2", "P3", "P4"]  # three blocks: no P5
+    again = BiTBackbone.from_config(backbone.get_config())
+    assert (again.output_stride, again.drop_path_rate) == (16, 0.1)

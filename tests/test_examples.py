@@ -41,8 +41,17 @@ def test_pretrain_own_data():
     assert "same logits: True" in out
 
 
+def test_segment_shapes_keras_hub():
+    # keras-hub's DeepLabV3 on a BiT preset's pyramid: the loss falls on generated shapes.
+    pytest.importorskip("keras_hub")
+    out = run("segment_shapes_keras_hub.py", "--tiny")
+    first, last = map(float, out.split("loss first epoch ", 1)[1].split()[::3][:2])
+    assert last < 0.5 * first, out[-2000:]
+
+
 @pytest.mark.parametrize("script", ["fine_tune_folder.py", "export_and_serve.py",
-                                    "fewshot_checkpoint.py", "pretrain_own_data.py"])
+                                    "fewshot_checkpoint.py", "pretrain_own_data.py",
+                                    "segment_shapes_keras_hub.py"])
 def test_every_example_has_a_usage_docstring(script):
     text = open(os.path.join(ROOT, "examples", script)).read()
     assert text.startswith('"""') and "--tiny" in text.split('"""')[1]

@@ -26,6 +26,7 @@ COMMANDS = {
     "data_service": ("run_data_service", "a tf.data service dispatcher or worker"),
     "distill": ("run_distill", "function-matching distillation (bit_keras.distill)"),
     "vtab": ("run_vtab", "the VTAB-1k protocol with the BiT-HyperRule (bit_keras.vtab)"),
+    "preset": ("run_preset", "a keras-hub preset folder (bit_keras.save_preset)"),
 }
 PROG = "bit-keras"
 
