@@ -155,6 +155,7 @@ def test_command_line_rejects_bad_sections():
 
 
 
+@pytest.mark.slow  # three processes, a minute: parity per backend is tests/test_backends.py's
 def test_backends_benchmark_runs_on_every_backend(tmp_path):
     # The same weights on TensorFlow, JAX and PyTorch (each in its own process): every route
     # is timed and computes TensorFlow's logits first.

@@ -57,15 +57,15 @@ def test_every_example_has_a_usage_docstring(script):
     assert text.startswith('"""') and "--tiny" in text.split('"""')[1]
 
 
-def test_fine_tune_keras_fit_on_every_backend():
-    # The same HyperRule stream, head and schedule through Keras' fit on each backend (JAX
-    # sharding each batch over two host devices): the same mean loss to float rounding.
+def test_fine_tune_keras_fit_on_jax_and_torch():
+    # The same HyperRule stream, head and schedule through Keras' fit on PyTorch and on JAX
+    # (sharding each batch over two host devices): the same mean loss to float rounding.
     losses = {}
-    for backend, args, extra in (("tensorflow", (), {}), ("torch", (), {}),
+    for backend, args, extra in (("torch", (), {}),
                                  ("jax", ("--data_parallel",),
                                   {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})):
         out = run("fine_tune_keras_fit.py", "--tiny", *args,
                   env={"KERAS_BACKEND": backend, **extra})
         assert f"backend {backend}:" in out
         losses[backend] = float(out.split("mean loss ", 1)[1].split()[0])
-    assert all(abs(v - losses["tensorflow"]) < 1e-3 for v in losses.values()), losses
+    assert abs(losses["jax"] - losses["torch"]) < 1e-3, losses

@@ -103,10 +103,11 @@ def _checked(data, max_pixels):
 
 
 def check_request_size(image_bytes, image_size, max_request_pixels=MAX_REQUEST_PIXELS,
-                       max_decoded_pixels=MAX_REQUEST_DECODED_PIXELS):
+                       max_decoded_pixels=MAX_REQUEST_DECODED_PIXELS, max_pixels=MAX_IMAGE_PIXELS):
     """``image_bytes`` once its entries times ``image_size``^2 are at most
     ``max_request_pixels``, and the pixels its headers declare at most
-    ``max_decoded_pixels`` (checked before anything is decoded)."""
+    ``max_decoded_pixels`` (checked before anything is decoded). An image over the
+    per-image ``max_pixels`` is left out of the sum: its own decode refuses it, naming it."""
     entries = tf.cast(tf.size(image_bytes), tf.int64)
     per_image = image_size * image_size
     check = tf.debugging.Assert(
@@ -116,8 +117,9 @@ def check_request_size(image_bytes, image_size, max_request_pixels=MAX_REQUEST_P
          f"request ({max(1, max_request_pixels // per_image)} images); send fewer images a "
          "request"])
     with tf.control_dependencies([check]):
-        declared = tf.reduce_sum(tf.map_fn(lambda d: tf.reduce_prod(headers.encoded_shape(d)),
-                                           image_bytes, fn_output_signature=tf.int64))
+        sizes = tf.map_fn(lambda d: tf.reduce_prod(headers.encoded_shape(d)), image_bytes,
+                          fn_output_signature=tf.int64)
+        declared = tf.reduce_sum(tf.where(sizes <= max_pixels, sizes, tf.zeros_like(sizes)))
     small = tf.debugging.Assert(
         declared <= max_decoded_pixels,
         [f"{IMAGE_BYTES_KEY}: the images of a request declare", declared, "pixels in all, over "
@@ -150,7 +152,7 @@ def decode_images(image_bytes, image_size, max_pixels=MAX_IMAGE_PIXELS,
         return image / 255.0
 
     image_bytes = check_request_size(check_image_bytes(image_bytes), image_size,
-                                     max_request_pixels, max_decoded_pixels)
+                                     max_request_pixels, max_decoded_pixels, max_pixels)
     return tf.map_fn(decode, image_bytes,
                      fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
 

@@ -62,6 +62,9 @@ class Distill(runner.Recipe):
         self.temperature, self.crop, self.augment = temperature, crop, augment
         self.resize, self.mixup_alpha = resize, mixup_alpha
 
+    def _resize(self):  # big_vision's bit_i1k: resize to 9/8 of the crop
+        return self.resize or self.crop * 9 // 8
+
     def check(self):
         loop.check_numbers(base_lr=self.base_lr)
         checks.positive_int(self.crop, "crop")
@@ -72,6 +75,8 @@ class Distill(runner.Recipe):
         checks.positive_int(self.steps, "steps", allow_none=True)
         checks.non_negative_int(self.warmup_steps, "warmup_steps", allow_none=True)
         checks.positive_int(self.resize, "resize", allow_none=True)
+        from bit_keras import data
+        data.check_augmentation(self.augment, self._resize(), self.crop, self.mixup_alpha)
 
     def plan(self, source, model, settings):
         steps = self.steps
@@ -82,7 +87,7 @@ class Distill(runner.Recipe):
         steps = checks.positive_int(steps, "steps")
         lr = schedule(steps, self.base_lr, self.warmup_steps)
         return runner.Plan(
-            steps, lr, self.augment, self.resize or self.crop * 9 // 8, self.crop,
+            steps, lr, self.augment, self._resize(), self.crop,
             self.mixup_alpha, optimizer=_optimizer(self.base_lr, self.weight_decay,
                                                    self.clip_norm),
             text=f"Function matching: {steps} steps at batch {settings.batch}, Adam lr "
