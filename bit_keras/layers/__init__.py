@@ -1,7 +1,7 @@
-"""The two layers that make a ResNet a BiT: weight-standardized convolution and GroupNorm.
-
-Both follow the official ``bit_tf2`` code (Kolesnikov et al., arXiv 1912.11370) and the
-numerics of ``docs/design.md`` ("The BiT model").
+"""The layers that make a ResNet a BiT: weight-standardized convolution and GroupNorm (both as
+the official ``bit_tf2`` code, Kolesnikov et al., arXiv 1912.11370, and the numerics of
+``docs/design.md``, "The BiT model"), the residual add, and stochastic depth (``DropPath``);
+``compiled_kernels`` is the scope in which traced calls may use the compiled CPU kernels.
 """
 
 from bit_keras.layers import fused
