@@ -68,17 +68,17 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
     import bit_keras
     from bit_keras.exporter import hub_archive
     from bit_keras.exporter import saved_model as bit_saved_model
+    from bit_keras.exporter import tflite as tflite_lib
     from bit_keras.utils import atomic
     # Every target is checked before minutes of loading and before any file is written.
     bit_saved_model.check_export_target(out, version, overwrite)
     for path in (tflite, onnx):
         if path:
             atomic.check_target(os.path.abspath(path), overwrite)
-    if (quantize == "int8") != (representative_data is not None) or (quantize and not tflite):
-        raise ValueError("--quantize needs --tflite, and --quantize=int8 (only it) needs "
-                         "--representative_data=FOLDER. Received: "
-                         f"quantize={quantize!r}, tflite={tflite!r}, "
-                         f"representative_data={representative_data!r}")
+    if quantize and not tflite:
+        raise ValueError(f"--quantize needs --tflite. Received: quantize={quantize!r}, "
+                         "tflite=None")
+    tflite_lib.check_quantize(quantize, representative_data)
     keras_model = bit_keras.load(model, weights=weights, num_classes=num_classes,
                                  include_top=kind == "classifier")
     if publish_dir:  # its default name comes from the loaded model

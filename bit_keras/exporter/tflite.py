@@ -23,6 +23,17 @@ QUANTIZE = (None, "float16", "dynamic_int8", "int8")
 REPRESENTATIVE_IMAGES = 100  # calibration images taken from a representative dataset
 
 
+def check_quantize(quantize, representative_data):
+    """The quantize rule, in one place (``export_tflite`` and ``bit-keras export``): one of
+    ``QUANTIZE``, and ``representative_data`` with ``"int8"`` and only with it."""
+    checks.one_of(quantize, "quantize", QUANTIZE)
+    if (quantize == "int8") != (representative_data is not None):
+        raise ValueError(
+            "representative_data is needed by quantize='int8' and only by it (a folder, a "
+            "bit_keras.data.Source or an iterable of image arrays). Received: "
+            f"quantize={quantize!r}, representative_data={type(representative_data).__name__}")
+
+
 def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=False,
                   representative_data=None, image_size=None,
                   representative_images=REPRESENTATIVE_IMAGES):
@@ -61,13 +72,8 @@ def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=F
     >>> bit_keras.export_tflite(model, "bit_m_r50x1_fv.tflite", kind="feature_vector")
     """
     checks.one_of(kind, "kind", ("feature_vector", "classifier"))
-    checks.one_of(quantize, "quantize", QUANTIZE)
+    check_quantize(quantize, representative_data)
     checks.positive_int(representative_images, "representative_images")
-    if (quantize == "int8") != (representative_data is not None):
-        raise ValueError(
-            "representative_data is needed by quantize='int8' and only by it (a folder, a "
-            "bit_keras.data.Source or an iterable of image arrays). Received: "
-            f"quantize={quantize!r}, representative_data={type(representative_data).__name__}")
     net = bit_module.portable_copy(bit_module.select_model(model, kind))
     path = os.fspath(path)
     atomic.check_target(os.path.abspath(path), overwrite)
