@@ -78,7 +78,7 @@ def run(model, out, weights=None, kind="feature_vector", version=None, num_class
     if quantize and not tflite:
         raise ValueError(f"--quantize needs --tflite. Received: quantize={quantize!r}, "
                          "tflite=None")
-    tflite_lib.check_quantize(quantize, representative_data)
+    tflite_lib.check_quantize(quantize, representative_data, flags=True)
     keras_model = bit_keras.load(model, weights=weights, num_classes=num_classes,
                                  include_top=kind == "classifier")
     if publish_dir:  # its default name comes from the loaded model

@@ -23,15 +23,22 @@ QUANTIZE = (None, "float16", "dynamic_int8", "int8")
 REPRESENTATIVE_IMAGES = 100  # calibration images taken from a representative dataset
 
 
-def check_quantize(quantize, representative_data):
+def check_quantize(quantize, representative_data, flags=False):
     """The quantize rule, in one place (``export_tflite`` and ``bit-keras export``): one of
-    ``QUANTIZE``, and ``representative_data`` with ``"int8"`` and only with it."""
-    checks.one_of(quantize, "quantize", QUANTIZE)
-    if (quantize == "int8") != (representative_data is not None):
+    ``QUANTIZE``, and ``representative_data`` with ``"int8"`` and only with it. ``flags=True``
+    words the error in the command line's flags."""
+    checks.one_of(quantize, "--quantize" if flags else "quantize", QUANTIZE)
+    if (quantize == "int8") == (representative_data is not None):
+        return
+    if flags:
         raise ValueError(
-            "representative_data is needed by quantize='int8' and only by it (a folder, a "
-            "bit_keras.data.Source or an iterable of image arrays). Received: "
-            f"quantize={quantize!r}, representative_data={type(representative_data).__name__}")
+            "--quantize=int8 (only it) needs --representative_data=FOLDER (a folder of images "
+            f"like the serving inputs). Received: --quantize={quantize}, "
+            f"--representative_data={representative_data}")
+    raise ValueError(
+        "representative_data is needed by quantize='int8' and only by it (a folder, a "
+        "bit_keras.data.Source or an iterable of image arrays). Received: "
+        f"quantize={quantize!r}, representative_data={type(representative_data).__name__}")
 
 
 def export_tflite(model, path, kind="feature_vector", quantize=None, overwrite=False,
