@@ -14,8 +14,9 @@ from benchmarks import flops, models, timing
 TRAIN_FLOPS_FACTOR = 3
 
 
-def train_step(model, images, labels, batch_split=1):
-    """A zero-argument callable running one SGD-momentum update of ``model`` on one batch."""
+def train_step(model, images, labels, batch_split=1, **options):
+    """A zero-argument callable running one SGD-momentum update of ``model`` on one batch
+    (``options``: ``make_train_step``'s ``jit_compile``, ``remat``)."""
     import keras
     import tensorflow as tf
 
@@ -23,7 +24,7 @@ def train_step(model, images, labels, batch_split=1):
     strategy = tf.distribute.get_strategy()
     optimizer = keras.optimizers.SGD(0.003, momentum=0.9)
     step = training.make_train_step(model, optimizer, strategy, global_batch=len(images),
-                                    loss="softmax", batch_split=batch_split)
+                                    loss="softmax", batch_split=batch_split, **options)
     data = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
     return lambda: step(data)
 

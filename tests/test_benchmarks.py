@@ -170,3 +170,18 @@ def test_backends_benchmark_runs_on_every_backend(tmp_path):
         assert {(backend, "infer"), (backend, "step")} <= timed
         assert payload["parity"][backend] < 1e-5
     assert "| jax |" in done.stdout
+
+
+def test_accelerator_benchmark_compares_each_setting_with_the_plain_step():
+    from benchmarks import accelerator
+    payload = accelerator.run(tiny=True)
+    names = {(r["section"], r["name"]) for r in payload["rows"]}
+    assert names == {("xla", "step/plain"), ("xla", "step/xla"), ("xla", "eval/plain"),
+                     ("xla", "eval/xla"), ("steps_per_execution", "one_per_call"),
+                     ("steps_per_execution", "4_per_call")}
+    # The XLA step started from the plain step's weights and made its loss (checked in run).
+    assert payload["xla_losses"]["xla"] == pytest.approx(payload["xla_losses"]["plain"],
+                                                         rel=1e-4)
+    assert [m["remat"] for m in payload["remat"]] == [False, True]
+    assert all(m["peak_rss_mb"] > m["baseline_rss_mb"] > 0 for m in payload["remat"])
+    assert "| remat |" in accelerator.table(payload)

@@ -36,7 +36,7 @@ def define_flags(fv=flags.FLAGS):
                       "the official colab and bit_keras.fine_tune do. Default off: --batch, "
                       "--base_lr and the schedule mean what they mean in the official train.py.",
                       flag_values=fv)
-    flags.DEFINE_integer("batch_eval", 32, "Evaluation batch size (official train.py).",
+    flags.DEFINE_integer("batch_eval", 32, "Evaluation batch per replica (official train.py).",
                          flag_values=fv)
     flags.DEFINE_bool("save", True, "Write checkpoints and weights; --nosave (or the official "
                       "--no-save) writes no run folder at all: nothing to resume.", flag_values=fv)

@@ -37,6 +37,11 @@ FLAGS = {
     "seed": ("integer", "Augmentation seed."),
     "eval_every": ("integer", "Steps between evaluations."),
     "checkpoint_every": ("integer", "Steps between checkpoints."),
+    "jit_compile": ("xla", "XLA-compile the training and evaluation steps: auto (where a GPU "
+                           "or TPU is visible), true or false."),
+    "steps_per_execution": ("integer", "Optimizer updates per call from the host."),
+    "remat": ("boolean", "Recompute each residual unit in the backward pass: less memory, "
+                         "about one more forward pass of time."),
     "data_service": ("string", "host:port of a tf.data service dispatcher whose workers make "
                                "the training batches (bit-keras data_service)."),
     "steps": ("integer", "Total steps (default: the recipe's)."),
@@ -52,6 +57,11 @@ FLAGS = {
 }
 
 
+# --jit_compile's words for RunSettings.jit_compile.
+XLA = {"auto": None, "true": True, "false": False}
+# Shared flags added to every command that takes --batch_split (the training commands).
+SPEED = ("jit_compile", "steps_per_execution", "remat")
+
 # Defaults where neither the command nor RunSettings gives one.
 DEFAULTS = {"strategy": "default", "hyperrule": "code", "bit_pretrained_dir": ".",
             "augment": "inception"}
@@ -61,7 +71,7 @@ def _enums():
     from bit_keras import training
     from bit_keras.training import hyperrule
     return {"precision": tuple(training.PRECISIONS), "strategy": training.STRATEGIES,
-            "hyperrule": hyperrule.FLAVOURS, "augment": VIEWS}
+            "hyperrule": hyperrule.FLAVOURS, "augment": VIEWS, "xla": tuple(XLA)}
 
 
 def define(fv, *names, helps=None, **defaults):
@@ -70,9 +80,10 @@ def define(fv, *names, helps=None, **defaults):
     from bit_keras import training
 
     known = {**{f.name: f.default for f in dataclasses.fields(training.RunSettings)},
-             **DEFAULTS, **defaults}
+             **DEFAULTS, "jit_compile": "auto", **defaults}
     enums = _enums()
-    for name in (*names, *defaults):
+    speed = SPEED if "batch_split" in (*names, *defaults) else ()
+    for name in (*names, *defaults, *speed):
         kind, text = FLAGS[name]
         text = (helps or {}).get(name, text)
         default = known.get(name)
@@ -90,6 +101,8 @@ def run_settings(fv, save=True):
 
     options = {f.name: fv[f.name].value for f in dataclasses.fields(training.RunSettings)
                if f.name in fv}
+    if "jit_compile" in options:
+        options["jit_compile"] = XLA[options["jit_compile"]]
     options["strategy"] = training.make_strategy(fv.strategy)
     if "logdir" in fv:
         options["run_dir"] = os.path.join(fv.logdir, fv.name) if save else None

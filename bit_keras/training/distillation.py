@@ -164,7 +164,8 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
             warmup_steps=None, clip_norm=CLIP_NORM, temperature=1.0, crop=224,
             augment="inception", resize=None, mixup_alpha=MIXUP_ALPHA, seed=0,
             precision="float32", strategy=None, eval_every=None, checkpoint_every=1000,
-            progress=None, data_service=None):
+            progress=None, data_service=None,
+            jit_compile=None, steps_per_execution=1, remat=False):
     """Distils ``teacher`` into ``student`` by function matching, resumably.
 
     Args:
@@ -184,8 +185,8 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
         temperature: of the softmaxes the KL compares (1).
         crop, augment, resize, mixup_alpha: the views (``"inception"`` crops at 224, flips,
             MixUp alpha 1), made once per batch and seen by both networks.
-        seed, precision, strategy, eval_every, checkpoint_every, progress, data_service: as
-            for ``bit_keras.fine_tune``.
+        seed, precision, strategy, eval_every, checkpoint_every, progress, data_service,
+            jit_compile, steps_per_execution, remat: as for ``bit_keras.fine_tune``.
 
     Returns:
         A ``bit_keras.training.Result`` (with ``agreement``).
@@ -202,4 +203,5 @@ def distill(teacher, student, train_data, eval_data=None, *, run_dir=None, batch
     return runner.run(recipe, student, train_data, eval_data, runner.RunSettings(
         run_dir=run_dir, batch=batch, batch_split=batch_split, precision=precision,
         strategy=strategy, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every,
-        progress=progress, data_service=data_service))
+        progress=progress, data_service=data_service,
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution, remat=remat))

@@ -84,7 +84,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
               mixup_alpha=None, examples_per_class=None, examples_per_class_seed=0, seed=0,
               precision="float32", strategy=None, freeze=None, eval_every=None,
               checkpoint_every=500, progress=None, data_service=None, batch_scaling=True,
-              eval_batch=None):
+              eval_batch=None,
+              jit_compile=None, steps_per_execution=1, remat=False):
     """Fine-tunes a BiT model on a labelled image dataset with the BiT-HyperRule.
 
     Running it again with the same ``run_dir`` resumes from the last checkpoint (step,
@@ -130,8 +131,14 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
         batch_scaling: True (default; the official colab) scales lr and steps to ``batch``;
             False keeps ``base_lr`` and the batch-512 schedule whatever the batch (the
             official ``train.py``, and the ``bit-keras fine_tune`` default).
-        eval_batch: the evaluation batch (default: the training batch per replica and
-            micro-batch).
+        eval_batch: the evaluation batch per replica (default: the training batch per
+            replica and micro-batch); evaluation runs on every replica.
+        jit_compile: XLA-compile the training and evaluation steps; None (default): where
+            a GPU or TPU is visible (on CPU the compiled kernels are faster).
+        steps_per_execution: optimizer updates per call from the host (fewer round trips
+            to an accelerator; evaluations and checkpoints still fall at their steps).
+        remat: recompute each residual unit in the backward pass: less activation memory
+            for about one more forward pass of time (with or without ``batch_split``).
 
     Returns:
         A ``bit_keras.training.Result`` (its ``hyperparams``: the HyperRule's choices).
@@ -148,7 +155,8 @@ def fine_tune(model, train_data, eval_data=None, *, run_dir=None, hyperrule="cod
     return runner.run(recipe, model, train_data, eval_data, runner.RunSettings(
         run_dir=run_dir, batch=batch, batch_split=batch_split, precision=precision,
         strategy=strategy, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every,
-        progress=progress, data_service=data_service, eval_batch=eval_batch))
+        progress=progress, data_service=data_service, eval_batch=eval_batch,
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution, remat=remat))
 
 
 def _architecture(model):

@@ -63,6 +63,49 @@ def check_numbers(base_lr=None, every=None):
         checks.non_negative_int(value, name, allow_none=True)
 
 
+def check_speed(jit_compile, steps_per_execution, remat):
+    """Raises a ValueError naming the setting when a speed setting is wrong."""
+    if jit_compile not in (None, True, False):
+        raise ValueError("jit_compile must be None (on where a GPU or TPU is visible), True "
+                         f"or False. Received: jit_compile={jit_compile!r}")
+    checks.positive_int(steps_per_execution, "steps_per_execution")
+    if not isinstance(remat, bool):
+        raise ValueError(f"remat must be True or False. Received: remat={remat!r}")
+
+
+def use_xla():
+    """Whether ``jit_compile=None`` means XLA here: where a GPU or TPU is visible. On CPU
+    the compiled GroupNorm and Weight Standardization kernels are the faster path."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def chunk(step, steps, steps_per_execution, eval_every, checkpoint_every):
+    """How many updates the next host call runs after ``step``: ``steps_per_execution``, cut
+    short at the next evaluation, the next checkpoint and the last step."""
+    end = min(steps, step + steps_per_execution)
+    for every in (eval_every, checkpoint_every):
+        if every:
+            end = min(end, (step // every + 1) * every)
+    return end - step
+
+
+def several_steps(train_step, counter):
+    """A ``tf.function`` ``(iterator, count) -> the losses of count updates``: one call from
+    the host runs ``count`` calls of ``train_step`` (``step.make_train_step``), adding one
+    to ``counter`` (the checkpointed step) after each. ``count`` is a tensor: one trace
+    serves every count."""
+
+    @tf.function
+    def run(iterator, count):
+        values = tf.TensorArray(tf.float32, size=count)
+        for i in tf.range(count):
+            values = values.write(i, train_step(iterator))
+            counter.assign_add(1)
+        return values.stack()
+
+    return run
+
+
 def save_final_weights(model, run_dir, chief, name="weights.npz"):
     """Writes the trained weights to ``<run_dir>/<name>`` (the chief only) in the official
     layout; a model around a SavedModel (``bit_keras.SavedModelLayer``), which has no place
@@ -90,7 +133,8 @@ def check_classes(source, name="train_data"):
 
 def train(model, train_input, steps, schedule, global_batch, *, strategy=None, loss="softmax",
           momentum=0.9, weight_decay=0.0, batch_split=1, precision="float32", eval_input=None,
-          eval_every=None, run_dir=None, checkpoint_every=None, progress=None, optimizer=None):
+          eval_every=None, run_dir=None, checkpoint_every=None, progress=None, optimizer=None,
+          jit_compile=None, steps_per_execution=1, remat=False):
     """Trains ``model`` with SGD + momentum (or ``optimizer``) for ``steps`` steps, resumably.
 
     Args:
@@ -119,6 +163,15 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
         progress: show a progress bar (default: when stdout is a terminal).
         optimizer: ``fn(schedule) -> keras optimizer`` instead of SGD with ``momentum``
             (built in the strategy's scope; its state is checkpointed with the model).
+        jit_compile: XLA-compile each step's forward and backward pass and the evaluation's
+            forward pass; None (the default): where a GPU or TPU is visible
+            (``use_xla``). On CPU the compiled kernels are faster (docs/performance.md).
+        steps_per_execution: optimizer updates per call from the host (one ``tf.function``
+            call loops over them): fewer round trips to an accelerator. Evaluations and
+            checkpoints fall between calls, at their steps; the losses of every step are
+            reported, and a resumed run continues from the last checkpoint as before.
+        remat: recompute each residual unit in the backward pass (``remat.rematerialized``):
+            less activation memory for about one more forward pass of time.
 
     Returns:
         A ``TrainResult``.
@@ -132,18 +185,21 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
     loss = steps_lib.as_loss(loss)
     strategy = strategies.resolve_strategy(strategy)
     check_settings(global_batch, batch_split, precision, strategy)
+    check_speed(jit_compile, steps_per_execution, remat)
     with run_lock.hold(run_dir if strategies.worker(strategy)[2] else None):
         return train_held(model, train_input, steps, schedule, global_batch, strategy=strategy,
                           loss=loss, momentum=momentum, weight_decay=weight_decay,
                           batch_split=batch_split, precision=precision, eval_input=eval_input,
                           eval_every=eval_every, run_dir=run_dir,
                           checkpoint_every=checkpoint_every, progress=progress,
-                          optimizer=optimizer)
+                          optimizer=optimizer, jit_compile=jit_compile,
+                          steps_per_execution=steps_per_execution, remat=remat)
 
 
 def train_held(model, train_input, steps, schedule, global_batch, *, strategy, loss, momentum,
                weight_decay, batch_split, precision, eval_input, eval_every, run_dir,
-               checkpoint_every, progress, optimizer):
+               checkpoint_every, progress, optimizer, jit_compile=None, steps_per_execution=1,
+               remat=False):
     """``train`` once its settings are checked and the run folder is held (by ``train``, or
     by the runner, which holds it from its ``run.json`` on)."""
     worker_model = model_setup.replica(model, strategy, precision,
@@ -167,30 +223,37 @@ def train_held(model, train_input, steps, schedule, global_batch, *, strategy, l
         runtime.log_cpu_speed_hint(precision)
     else:
         logging.info("Nothing to train: %s is already at step %d of %d", run_dir, start, steps)
+    jit_compile = use_xla() if jit_compile is None else jit_compile
+    logging.info("Training steps: jit_compile=%s, steps_per_execution=%d, remat=%s",
+                 jit_compile, steps_per_execution, remat)
     train_step = steps_lib.make_train_step(worker_model, optimizer, strategy, global_batch, loss,
-                                           batch_split, weight_decay)
-    eval_step = steps_lib.make_eval_step(worker_model, loss) if eval_input and chief else None
+                                           batch_split, weight_decay, jit_compile=jit_compile,
+                                           remat=remat)
+    # Every worker evaluates (the batches are split across all replicas); the chief reports.
+    eval_step = (steps_lib.make_eval_step(worker_model, loss, strategy, jit_compile=jit_compile)
+                 if eval_input else None)
     learning_rate = schedule if callable(schedule) else (lambda s: schedule)
     data = iter(strategy.distribute_datasets_from_function(lambda ctx: train_input(ctx, start)))
 
-    @tf.function
-    def run_step(iterator):
-        value = train_step(iterator)
-        step_var.assign_add(1)
-        return value
-
-    for step in range(start + 1, steps + 1):
-        value = float(run_step(data))
-        lr = float(learning_rate(step - 1))  # the rate this update used
-        reporter.train_step(step, value, lr)
-        if not tf.math.is_finite(value):
-            raise FloatingPointError(f"the training loss is {value} at step {step}")
+    run_steps = several_steps(train_step, step_var)
+    step = start
+    while step < steps:
+        count = chunk(step, steps, steps_per_execution, eval_every,
+                      saver.every if saver.directory is not None else None)
+        values = run_steps(data, tf.constant(count)).numpy()
+        for value in values:
+            step += 1
+            value = float(value)
+            lr = float(learning_rate(step - 1))  # the rate this update used
+            reporter.train_step(step, value, lr)
+            if not tf.math.is_finite(value):
+                raise FloatingPointError(f"the training loss is {value} at step {step}")
         evaluate_now = step == steps or bool(eval_every) and step % eval_every == 0
         if evaluate_now:
             rate = reporter.images_per_second(step)
             val_loss = accuracy = None
             if eval_step is not None:
-                val_loss, accuracy = steps_lib.evaluate(eval_step, eval_input())
+                val_loss, accuracy = steps_lib.evaluate(eval_step, eval_input(), strategy)
             reporter.evaluation(step, lr, rate, val_loss, accuracy)
         if saver.due(step, steps):
             saver.save(step)

@@ -152,7 +152,8 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
              batch_split=1, epochs=None, steps=None, base_lr=BASE_LR, weight_decay=WEIGHT_DECAY,
              warmup_steps=None, crop=224, augment="inception", resize=None, loss=None, seed=0,
              precision="float32", strategy=None, eval_every=None, checkpoint_every=1000,
-             progress=None, data_service=None):
+             progress=None, data_service=None,
+             jit_compile=None, steps_per_execution=1, remat=False):
     """Pre-trains a BiT model upstream with the paper's recipe, resumably.
 
     Args:
@@ -175,8 +176,8 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
             for small images such as the demo's 32x32 ones).
         resize: the resize side with ``augment="hyperrule"`` (default ``crop * 9 // 8``).
         loss: ``"softmax"`` or ``"sigmoid"``; default sigmoid for multi-label data.
-        seed, precision, strategy, eval_every, checkpoint_every, progress, data_service:
-            as for ``bit_keras.fine_tune``.
+        seed, precision, strategy, eval_every, checkpoint_every, progress, data_service,
+            jit_compile, steps_per_execution, remat: as for ``bit_keras.fine_tune``.
 
     Returns:
         A ``bit_keras.training.Result`` (its ``plan``: the ``UpstreamPlan``).
@@ -192,4 +193,5 @@ def pretrain(model, train_data, eval_data=None, *, run_dir=None, recipe="bit-m",
     return runner.run(recipe, model, train_data, eval_data, runner.RunSettings(
         run_dir=run_dir, batch=batch, batch_split=batch_split, precision=precision,
         strategy=strategy, seed=seed, eval_every=eval_every, checkpoint_every=checkpoint_every,
-        progress=progress, data_service=data_service))
+        progress=progress, data_service=data_service,
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution, remat=remat))

@@ -46,7 +46,11 @@ class RunSettings:
             each always at the end).
         progress: show a progress bar (default: on a terminal).
         data_service: a tf.data service dispatcher's ``"host:port"`` (``bit_keras.data.service``).
-        eval_batch: the evaluation batch (default: the per-replica micro-batch).
+        eval_batch: the evaluation batch per replica (default: the per-replica
+            micro-batch); each evaluation batch is split across the replicas.
+        jit_compile: XLA-compile the steps; None: where a GPU or TPU is visible.
+        steps_per_execution: optimizer updates per call from the host.
+        remat: recompute each residual unit in the backward pass (less memory).
     """
 
     run_dir: str | None = None
@@ -60,6 +64,9 @@ class RunSettings:
     progress: bool | None = None
     data_service: str | None = None
     eval_batch: int | None = None
+    jit_compile: bool | None = None
+    steps_per_execution: int = 1
+    remat: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +195,7 @@ def run(recipe, model, train_data, eval_data, settings):
     checks.seed(settings.seed)
     checks.positive_int(settings.batch, "batch")
     checks.positive_int(settings.batch_split, "batch_split")
+    loop.check_speed(settings.jit_compile, settings.steps_per_execution, settings.remat)
     recipe.check()
     source = recipe.load(train_data)
     loop.check_classes(source)
@@ -223,8 +231,9 @@ def run(recipe, model, train_data, eval_data, settings):
         eval_batch = settings.eval_batch or max(
             1, settings.batch // (settings.batch_split * strategy.num_replicas_in_sync))
 
-        def evaluation():
-            return data.eval_dataset(eval_source, eval_batch, plan.crop, skipped_log=skipped)
+        def evaluation():  # global batches, split across the replicas by the loop
+            return data.eval_dataset(eval_source, eval_batch * strategy.num_replicas_in_sync,
+                                     plan.crop, skipped_log=skipped)
 
         eval_input = None if eval_source is None else evaluation
 
@@ -235,7 +244,8 @@ def run(recipe, model, train_data, eval_data, settings):
             precision=settings.precision, eval_input=eval_input,
             eval_every=settings.eval_every, run_dir=run_dir,
             checkpoint_every=settings.checkpoint_every, progress=settings.progress,
-            optimizer=plan.optimizer)
+            optimizer=plan.optimizer, jit_compile=settings.jit_compile,
+            steps_per_execution=settings.steps_per_execution, remat=settings.remat)
         weights_path = loop.save_final_weights(trained.model, run_dir, chief, WEIGHTS_FILE)
         extras = recipe.finish(trained.model, eval_input)
         return Result(trained.model, plan.details or plan, trained.history, trained.step,

@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 
 from bit_keras import layers as bit_layers
+from bit_keras.training import remat as remat_lib
+from bit_keras.training import strategy as strategies
 
 LOSSES = ("softmax", "sigmoid")
 
@@ -84,7 +86,7 @@ def standardized_convs(model):
 
 
 def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", batch_split=1,
-                    weight_decay=0.0):
+                    weight_decay=0.0, jit_compile=False, remat=False):
     """A ``tf.function`` running one optimizer update on the next batch of an iterator.
 
     Args:
@@ -96,6 +98,12 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
         batch_split: each replica's batch is cut into this many micro-batches whose
             gradients are summed in float32 before the one update (same update, less memory).
         weight_decay: coupled L2: ``weight_decay * w`` added to the gradient of every kernel.
+        jit_compile: each micro-batch's forward and backward pass is one XLA computation
+            (the compiled CPU kernels step aside inside it); the gradient sum across
+            replicas and the optimizer's update stay outside it.
+        remat: keep only each residual unit's input for the backward pass and recompute
+            the unit's activations there (``remat.unit_segments``): less memory, about one
+            more forward pass of time.
 
     Returns:
         ``step(iterator) -> mean loss over the global batch`` (a scalar tensor).
@@ -115,15 +123,40 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
     trained = [(conv, kernel_index[id(conv.kernel)]) for conv in convs
                if id(conv.kernel) in kernel_index]
 
+    forward = remat_lib.rematerialized(model) if remat else model
+
     def micro_batch(images, labels, sources, watch=()):
         targets = loss.targets(images, labels)  # outside the tape
         with tf.GradientTape() as tape:
             tape.watch(list(watch))
-            logits = model(images, training=True)
+            logits = forward(images, training=True)
             value = tf.reduce_sum(loss.per_example(targets, logits)) / global_batch
             target = optimizer.scale_loss(value) if scaled else value
         grads = tape.gradient(target, sources)
         return value, [tf.cast(g, tf.float32) for g in grads]
+
+    def on(sources, watch=()):
+        """``fn(images, labels)``: ``micro_batch`` taking gradients for ``sources``; one XLA
+        computation with ``jit_compile`` (capturing, not taking, the variables)."""
+        def run(images, labels):
+            return micro_batch(images, labels, sources, watch)
+        return tf.function(run, jit_compile=True) if jit_compile else run
+
+    def accumulate(images, labels, sources, watch=()):
+        """The loss and gradient sums over ``batch_split`` micro-batches."""
+        run = on(sources, watch)
+        size = tf.shape(images)[0] // batch_split
+        total = tf.zeros((), tf.float32)
+        grads = [tf.zeros(s.shape, tf.float32) for s in sources]
+        # A tf.while_loop: one micro-batch's activations live at a time.
+        for i in tf.range(batch_split):
+            # In order, one at a time: parallel iterations would keep several
+            # micro-batches' activations alive and defeat the point of splitting.
+            tf.autograph.experimental.set_loop_options(parallel_iterations=1)
+            value, more = run(images[i * size:(i + 1) * size], labels[i * size:(i + 1) * size])
+            total += value
+            grads = [a + g for a, g in zip(grads, more)]
+        return total, grads
 
     def replica_step(images, labels):
         # The compiled kernels here (this step is never saved); opened in the replica's own
@@ -133,7 +166,12 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
 
     def replica_update(images, labels):
         if batch_split == 1:
-            total, grads = micro_batch(images, labels, variables)
+            total, grads = on(variables)(images, labels)
+        elif remat:
+            # The recomputed units take their gradients to the variables themselves (a
+            # standardized kernel handed in from outside would get none), so each
+            # micro-batch standardizes again: the same update, a little more work.
+            total, grads = accumulate(images, labels, variables)
         else:
             # Standardize every kernel once for all micro-batches: each micro-batch takes
             # its gradient with respect to the standardized kernels, and the sum goes back
@@ -144,20 +182,8 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
             sources = list(variables)
             for (_, i), kernel in zip(trained, standardized):
                 sources[i] = kernel
-            size = tf.shape(images)[0] // batch_split
-            total = tf.zeros((), tf.float32)
-            grads = [tf.zeros(s.shape, tf.float32) for s in sources]
             with bit_layers.given_standardized_kernels(kernels):
-                # A tf.while_loop: one micro-batch's activations live at a time.
-                for i in tf.range(batch_split):
-                    # In order, one at a time: parallel iterations would keep several
-                    # micro-batches' activations alive and defeat the point of splitting.
-                    tf.autograph.experimental.set_loop_options(parallel_iterations=1)
-                    value, more = micro_batch(images[i * size:(i + 1) * size],
-                                              labels[i * size:(i + 1) * size], sources,
-                                              standardized)
-                    total += value
-                    grads = [a + g for a, g in zip(grads, more)]
+                total, grads = accumulate(images, labels, sources, standardized)
             if trained:
                 raw = ws_tape.gradient(standardized,
                                        [variables[i] for _, i in trained],
@@ -183,32 +209,57 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
     return step
 
 
-def make_eval_step(model, loss="softmax"):
+def make_eval_step(model, loss="softmax", strategy=None, jit_compile=False):
     """A ``tf.function`` (images, labels) -> (summed loss, summed accuracy, count), scored
     on the labels with ``loss`` (a name in ``LOSSES``, or a ``Loss``'s ``kind``).
 
-    It runs on this process's first device: evaluation needs no collectives, so a
-    multi-worker run evaluates on its chief while the other workers wait.
+    Under ``strategy`` the batch is a distributed one (``evaluate`` makes it): every replica
+    scores its share and the sums are over all replicas, so every worker of a multi-worker
+    run calls it. ``jit_compile`` makes each replica's forward pass one XLA computation.
     """
     loss = as_loss(loss).kind
+    strategy = strategy or tf.distribute.get_strategy()
+
+    def replica_sums(images, labels):
+        # A function of its own in each replica's trace: one XLA computation placed on
+        # that replica's device, reading that replica's variables.
+        return (tf.function(sums, jit_compile=True) if jit_compile else sums)(images, labels)
+
+    def sums(images, labels):
+        with bit_layers.compiled_kernels():  # never saved: the fast path (not under XLA)
+            logits = model(images, training=False)
+        values = (tf.reduce_sum(per_example_loss(loss, labels, logits)),
+                  tf.reduce_sum(correct(loss, labels, logits)),
+                  tf.cast(tf.shape(images)[0], tf.float32))
+        return tuple(tf.cast(value, tf.float64) for value in values)
 
     @tf.function(reduce_retracing=True)
     def evaluate(images, labels):
-        with bit_layers.compiled_kernels():  # never saved: the fast path
-            logits = model(images, training=False)
-        return (tf.reduce_sum(per_example_loss(loss, labels, logits)),
-                tf.reduce_sum(correct(loss, labels, logits)),
-                tf.cast(tf.shape(images)[0], tf.float32))
+        per_replica = strategy.run(replica_sums, (images, labels))
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                     for value in per_replica)
 
     return evaluate
 
 
-def evaluate(eval_step, dataset):
-    """Mean loss and accuracy of a finite dataset of (images, labels) batches."""
-    loss = accuracy = count = 0.0
+def evaluate(eval_step, dataset, strategy=None):
+    """Mean loss and accuracy of a finite dataset of (images, labels) batches.
+
+    With ``strategy`` (the one ``eval_step`` was made with), each batch is split across its
+    replicas (a last, short batch too) and every worker must call this; the sums stay on
+    the device until the end.
+    """
+    if strategy is not None and not strategies.is_default(strategy):
+        options = tf.data.Options()
+        # Every worker reads the (finite, small) evaluation data and scores its share.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        dataset = strategy.experimental_distribute_dataset(dataset.with_options(options))
+    totals = None
     for images, labels in dataset:
-        batch_loss, batch_accuracy, n = eval_step(images, labels)
-        loss, accuracy, count = loss + float(batch_loss), accuracy + float(batch_accuracy), count + float(n)
+        sums = eval_step(images, labels)
+        totals = sums if totals is None else tuple(a + b for a, b in zip(totals, sums))
+    loss, accuracy, count = (0.0, 0.0, 0.0) if totals is None else (float(t) for t in totals)
     if count == 0:
         raise ValueError("the evaluation data is empty")
     return loss / count, accuracy / count
