@@ -15,7 +15,7 @@ one setting changed, timed round-robin (``benchmarks.timing.interleaved``):
 - ``remat``: peak resident memory and step time of R50x1 at 224 px, batch 32, with and
   without ``remat=True`` (each in a fresh process, ``benchmarks.memory``).
 
-About 8 minutes on 2 cores (``--tiny``: the tiny BiT everywhere, seconds); run it on a
+About 2 minutes on 2 cores (``--tiny``: the tiny BiT everywhere, seconds); run it on a
 quiet machine.
 """
 

@@ -267,3 +267,9 @@ def test_evaluation_runs_inside_the_strategy_on_every_replica():
     assert result["replicas"] == [0, 1]  # each replica scores its share
     for xla in (False, True):
         assert result[f"mirrored_{xla}"] == pytest.approx(result["one_device"], rel=1e-5)
+
+
+def test_a_tpu_strategy_without_a_tpu_says_what_would_be_accepted():
+    with pytest.raises(ValueError, match="strategy='tpu' found no TPU: run it on a TPU VM .* "
+                       "make_strategy\\('tpu', tpu=<name or grpc:// address>\\)"):
+        training.make_strategy("tpu")

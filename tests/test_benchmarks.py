@@ -172,7 +172,8 @@ def test_backends_benchmark_runs_on_every_backend(tmp_path):
     assert "| jax |" in done.stdout
 
 
-def test_accelerator_benchmark_compares_each_setting_with_the_plain_step():
+@pytest.mark.slow  # a minute (two fresh processes for the memory); tests/test_accelerator.py
+def test_accelerator_benchmark_compares_each_setting_with_the_plain_step():  # checks each
     from benchmarks import accelerator
     payload = accelerator.run(tiny=True)
     names = {(r["section"], r["name"]) for r in payload["rows"]}

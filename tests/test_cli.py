@@ -64,8 +64,17 @@ def test_console_script_runs_the_main_job(tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[1/6]" in done.stdout and "Pre-trained above scratch" in done.stdout
+    assert "hub.KerasLayer" in done.stdout
+    for path in ("pretrain/weights.npz", "export/feature_vector/saved_model.pb", "results.json",
+                 "fewshot.png"):
+        assert (out / path).exists(), path
     saved = json.loads((out / "results.json").read_text())
     assert sorted(saved["table"]) == ["fine_tune", "linear_probe"]
+    for method in ("linear_probe", "fine_tune"):
+        for name in ("pretrained", "scratch"):
+            accs = saved["table"][method][name]
+            assert sorted(accs) == ["1", "5"] and all(0 <= a <= 1 for a in accs.values())
+    assert saved["details"]["linear_probe"]["pretrained"]["num_classes"] == 24
 
 
 def test_vtab_refuses_an_unknown_task_in_one_line(tmp_path):

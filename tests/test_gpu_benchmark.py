@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -32,6 +33,7 @@ def without_tensorflow(tmp_path, backend="jax"):
             "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {fast}".strip()}
 
 
+@pytest.mark.slow  # 30-60 s: the benchmark smoke tests are slow (as benchmarks.backends')
 def test_tiny_gpu_benchmark_runs_without_tensorflow(tmp_path):
     env = without_tensorflow(tmp_path)
     blocked = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env,

@@ -33,9 +33,15 @@ def make_strategy(name="default", tpu=None):
                              "(cluster and task of this worker); it is not set.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.OpError) as e:
+            raise ValueError(
+                "strategy='tpu' found no TPU: run it on a TPU VM (or in Colab with a TPU), or "
+                "name one: make_strategy('tpu', tpu=<name or grpc:// address>). Received: "
+                f"tpu={tpu!r}; TensorFlow said: {e}") from e
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
 
