@@ -40,8 +40,14 @@ result = bit_keras.fine_tune(model, sys.argv[2], run_dir=sys.argv[3], strategy=s
                              **json.loads(sys.argv[4]))
 index = json.loads(__import__("os").environ["TF_CONFIG"])["task"]["index"]
 bit_keras.save_npz(result.model, f"{sys.argv[3]}/../worker{index}.npz")
+# The final weights scored on this process's one device, every test image once.
+from bit_keras import data
+from bit_keras.training import step as steps
+test = data.eval_dataset(data.load_source(sys.argv[2], "test"), 5, json.loads(sys.argv[4])["crop"])
+alone = steps.evaluate(steps.make_eval_step(result.model), test)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "step": result.step,
-                  "accuracy": result.accuracy}))
+                  "accuracy": result.accuracy, "val_loss": result.history[-1]["val_loss"],
+                  "alone": alone}))
 """
 
 
@@ -92,8 +98,12 @@ def test_multi_worker_two_processes_hold_the_same_weights(workdir):
     results = [_result(w) for w in workers]
     assert [r["replicas"] for r in results] == [2, 2]
     assert [r["step"] for r in results] == [SETTINGS["steps"]] * 2
-    # Every worker evaluates its share inside the strategy; the sums are over both.
+    # Every worker evaluates its share inside the strategy; the sums are over both: what one
+    # device scores alone.
     assert results[0]["accuracy"] is not None and results[0]["accuracy"] == results[1]["accuracy"]
+    # (A dropped or doubled example would move the mean loss.)
+    assert [results[0]["val_loss"], results[0]["accuracy"]] == pytest.approx(
+        results[0]["alone"], rel=1e-5)
     first, second = (np.load(workdir / f"worker{i}.npz") for i in range(2))
     initial = support_initial_weights(workdir)
     assert sorted(first) == sorted(second)
