@@ -72,7 +72,8 @@ def _must_compile(function, *args):
             or any(f.attr["_XlaMustCompile"].b for f in functions if "_XlaMustCompile" in f.attr))
 
 
-@pytest.mark.parametrize("option, batch_split", [("jit_compile", 1), ("remat", 2)])
+@pytest.mark.parametrize("option, batch_split", [("jit_compile", 1), ("jit_compile", 2),
+                                                  ("remat", 2)])
 def test_xla_and_remat_steps_make_the_plain_steps_update(option, batch_split):
     start = _start()
     plain_losses, plain, plain_step, plain_data = _trained(start, batch_split=batch_split)
@@ -163,10 +164,10 @@ def task(tmp_path_factory):
     return support.write_task(str(tmp_path_factory.mktemp("accelerator") / "task"))
 
 
-def _fine_tune(task, run_dir, **options):
+def _fine_tune(task, run_dir, drop_path_rate=0.0, **options):
     import keras
     keras.utils.set_random_seed(0)
-    model = bit_keras.resnet_v2(num_classes=3, **support.TINY)
+    model = bit_keras.resnet_v2(num_classes=3, drop_path_rate=drop_path_rate, **support.TINY)
     settings = {**support.RUN, "steps": 7, "eval_every": 3, "checkpoint_every": 5}
     return bit_keras.fine_tune(model, task, run_dir=run_dir, **{**settings, **options})
 
@@ -197,13 +198,16 @@ def test_several_steps_per_call_train_alike_and_resume_exactly(task, tmp_path):
 
 @pytest.mark.parametrize("option, value, message", [
     ("jit_compile", "yes", "jit_compile must be None .*, True or False"),
+    ("jit_compile", 1, "jit_compile must be None .*, True or False"),
+    ("remat", True, "remat cannot recompute a unit with drop path"),
     ("steps_per_execution", 0, "steps_per_execution must be"),
     ("remat", 1, "remat must be True or False"),
 ])
 def test_speed_settings_are_checked_before_anything_is_written(task, tmp_path, option, value,
                                                                message):
     with pytest.raises(ValueError, match=message):
-        _fine_tune(task, str(tmp_path / "run"), **{option: value})
+        _fine_tune(task, str(tmp_path / "run"), drop_path_rate=0.1 if option == "remat" else 0,
+                   **{option: value})
     assert not (tmp_path / "run").exists()
 
 
@@ -255,6 +259,24 @@ for xla in (False, True):
 out["replicas"] = sorted(ran_on)
 model.call = original
 out["one_device"] = training.step.evaluate(training.make_eval_step(model), dataset)
+# One update under the strategy (4 images per replica, 2 micro-batches), plain and XLA.
+batches = tf.data.Dataset.from_tensors((np.concatenate([images, images[:1]]),
+                                        np.concatenate([labels, labels[:1]])))
+updates = {}
+for xla in (False, True):
+    with strategy.scope():
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+        optimizer.build(copy.trainable_variables)  # as the loop does
+    step = training.make_train_step(copy, optimizer, strategy, 8, batch_split=2,
+                                    jit_compile=xla)
+    data = iter(strategy.distribute_datasets_from_function(
+        lambda ctx: batches.unbatch().batch(ctx.get_per_replica_batch_size(8)).repeat()))
+    out[f"train_loss_{xla}"] = float(step(data))
+    updates[xla] = [w - w0 for w, w0 in zip(copy.get_weights(), model.get_weights())]
+out["update_error"] = max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-30))
+                          for a, b in zip(updates[False], updates[True]) if np.abs(a).max())
 print(json.dumps(out))
 """
 
@@ -267,6 +289,10 @@ def test_evaluation_runs_inside_the_strategy_on_every_replica():
     assert result["replicas"] == [0, 1]  # each replica scores its share
     for xla in (False, True):
         assert result[f"mirrored_{xla}"] == pytest.approx(result["one_device"], rel=1e-5)
+    # Training under the strategy: the XLA step (made in each replica's trace) makes the
+    # plain step's update.
+    assert result["train_loss_True"] == pytest.approx(result["train_loss_False"], rel=1e-5)
+    assert result["update_error"] < 1e-3
 
 
 def test_a_tpu_strategy_without_a_tpu_says_what_would_be_accepted():

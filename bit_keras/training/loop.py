@@ -65,7 +65,7 @@ def check_numbers(base_lr=None, every=None):
 
 def check_speed(jit_compile, steps_per_execution, remat):
     """Raises a ValueError naming the setting when a speed setting is wrong."""
-    if jit_compile not in (None, True, False):
+    if jit_compile is not None and not isinstance(jit_compile, bool):
         raise ValueError("jit_compile must be None (on where a GPU or TPU is visible), True "
                          f"or False. Received: jit_compile={jit_compile!r}")
     checks.positive_int(steps_per_execution, "steps_per_execution")
@@ -153,7 +153,9 @@ def train(model, train_input, steps, schedule, global_batch, *, strategy=None, l
         momentum, weight_decay: SGD momentum; coupled L2 on kernels.
         batch_split: micro-batches per replica batch (gradient accumulation).
         precision: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (with loss scaling).
-        eval_input: ``fn() -> finite tf.data.Dataset`` of ``(images, labels)``, or None.
+        eval_input: ``fn() -> finite tf.data.Dataset`` of ``(images, labels)`` in global
+            batches (each is split across the replicas), or None. Every worker of a
+            multi-worker run must give it: every worker evaluates its share.
         eval_every: steps between evaluations (always one at the end).
         run_dir: where checkpoints, ``metrics.jsonl`` and TensorBoard summaries go; a run
             finding checkpoints there resumes from the newest that restores. One process
@@ -238,8 +240,11 @@ def train_held(model, train_input, steps, schedule, global_batch, *, strategy, l
     run_steps = several_steps(train_step, step_var)
     step = start
     while step < steps:
-        count = chunk(step, steps, steps_per_execution, eval_every,
-                      saver.every if saver.directory is not None else None)
+        # The first call runs one update (its time is mostly tracing, which the reporter
+        # leaves out of images/second); then several per call.
+        count = 1 if step == start else chunk(
+            step, steps, steps_per_execution, eval_every,
+            saver.every if saver.directory is not None else None)
         values = run_steps(data, tf.constant(count)).numpy()
         for value in values:
             step += 1

@@ -23,14 +23,11 @@ CUT_SUFFIX = "_add"  # a unit's last layer (bit_keras.models.network.apply_unit)
 STEM = "stem"
 
 
-def unit_segments(model):
-    """``model``'s graph cut after its stem and after each unit: a list of Keras models,
-    chained in order, sharing ``model``'s layers.
-
-    Raises a ValueError for a model with no BiT units in its own graph (a SavedModel's
-    layer, a subclassed model) or with a random layer in a unit (``DropPath``: its
-    recomputation would draw other masks than the forward pass).
-    """
+def check(model):
+    """Raises a ValueError unless ``unit_segments`` can cut ``model``: a model with no BiT
+    units in its own graph (a SavedModel's layer, a subclassed model), or with a random
+    layer in a unit (``DropPath``: its recomputation would draw other masks than the
+    forward pass). Returns the names of the layers after which it cuts."""
     if not isinstance(model, Functional):
         raise ValueError("remat needs a BiT model built by bit_keras (a functional Keras "
                          f"model with its units in its graph). Received: {type(model).__name__} "
@@ -46,6 +43,14 @@ def unit_segments(model):
         raise ValueError("remat cannot recompute a unit with drop path: the recomputation "
                          "would draw other masks than the forward pass. Build the model "
                          f"with drop_path_rate=0 to train with remat. Received: {random[:2]}")
+    return cuts
+
+
+def unit_segments(model):
+    """``model``'s graph cut after its stem and after each unit: a list of Keras models,
+    chained in order, sharing ``model``'s layers (``check`` says which models it refuses).
+    """
+    cuts = check(model)
     segments, inputs = [], model.inputs
     for name in cuts:
         outputs = model.get_layer(name).output

@@ -18,12 +18,14 @@ Example:
 
 import abc
 import dataclasses
+import functools
 import os
 
 from absl import logging
 
 from bit_keras.models import resolver
 from bit_keras.training import loop, model_setup, reporting, run_lock, run_record
+from bit_keras.training import remat as remat_lib
 from bit_keras.training import step as steps_lib
 from bit_keras.training import strategy as strategies
 from bit_keras.utils import checks
@@ -208,6 +210,8 @@ def run(recipe, model, train_data, eval_data, settings):
     data_service = data.service.check_run(settings.data_service, source)
     loop.check_settings(settings.batch, settings.batch_split, settings.precision, strategy)
     recipe.ready(model, source, settings)
+    if settings.remat:
+        remat_lib.check(model)
     logging.info("%s on %d examples of %d classes", plan.text, source.num_examples,
                  source.num_classes)
     chief = strategies.worker(strategy)[2]
@@ -231,9 +235,11 @@ def run(recipe, model, train_data, eval_data, settings):
         eval_batch = settings.eval_batch or max(
             1, settings.batch // (settings.batch_split * strategy.num_replicas_in_sync))
 
-        def evaluation():  # global batches, split across the replicas by the loop
-            return data.eval_dataset(eval_source, eval_batch * strategy.num_replicas_in_sync,
-                                     plan.crop, skipped_log=skipped)
+        def evaluation(split=True):
+            # Global batches, which the loop splits across the replicas; split=False: a
+            # replica's batch, for one device (a recipe's ``finish``).
+            batch = eval_batch * (strategy.num_replicas_in_sync if split else 1)
+            return data.eval_dataset(eval_source, batch, plan.crop, skipped_log=skipped)
 
         eval_input = None if eval_source is None else evaluation
 
@@ -247,7 +253,8 @@ def run(recipe, model, train_data, eval_data, settings):
             optimizer=plan.optimizer, jit_compile=settings.jit_compile,
             steps_per_execution=settings.steps_per_execution, remat=settings.remat)
         weights_path = loop.save_final_weights(trained.model, run_dir, chief, WEIGHTS_FILE)
-        extras = recipe.finish(trained.model, eval_input)
+        extras = recipe.finish(trained.model, eval_input and functools.partial(evaluation,
+                                                                             split=False))
         return Result(trained.model, plan.details or plan, trained.history, trained.step,
                       run_dir, weights_path, trained.resumed_from, frozen, **extras)
 

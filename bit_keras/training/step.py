@@ -125,8 +125,7 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
 
     forward = remat_lib.rematerialized(model) if remat else model
 
-    def micro_batch(images, labels, sources, watch=()):
-        targets = loss.targets(images, labels)  # outside the tape
+    def micro_batch(images, targets, sources, watch=()):
         with tf.GradientTape() as tape:
             tape.watch(list(watch))
             logits = forward(images, training=True)
@@ -138,9 +137,18 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
     def on(sources, watch=()):
         """``fn(images, labels)``: ``micro_batch`` taking gradients for ``sources``; one XLA
         computation with ``jit_compile`` (capturing, not taking, the variables)."""
+        def gradients(images, targets):
+            return micro_batch(images, targets, sources, watch)
+
+        if jit_compile:
+            gradients = tf.function(gradients, jit_compile=True)
+
         def run(images, labels):
-            return micro_batch(images, labels, sources, watch)
-        return tf.function(run, jit_compile=True) if jit_compile else run
+            # The targets outside the tape, and outside XLA: a teacher (a reloaded SavedModel)
+            # may hold its variables on one device only.
+            return gradients(images, loss.targets(images, labels))
+
+        return run
 
     def accumulate(images, labels, sources, watch=()):
         """The loss and gradient sums over ``batch_split`` micro-batches."""
@@ -215,10 +223,10 @@ def make_eval_step(model, loss="softmax", strategy=None, jit_compile=False):
 
     Under ``strategy`` the batch is a distributed one (``evaluate`` makes it): every replica
     scores its share and the sums are over all replicas, so every worker of a multi-worker
-    run calls it. ``jit_compile`` makes each replica's forward pass one XLA computation.
+    run calls it; without one it runs on this process's first device. ``jit_compile`` makes
+    each replica's forward pass one XLA computation.
     """
     loss = as_loss(loss).kind
-    strategy = strategy or tf.distribute.get_strategy()
 
     def replica_sums(images, labels):
         # A function of its own in each replica's trace: one XLA computation placed on
@@ -228,16 +236,19 @@ def make_eval_step(model, loss="softmax", strategy=None, jit_compile=False):
     def sums(images, labels):
         with bit_layers.compiled_kernels():  # never saved: the fast path (not under XLA)
             logits = model(images, training=False)
-        values = (tf.reduce_sum(per_example_loss(loss, labels, logits)),
-                  tf.reduce_sum(correct(loss, labels, logits)),
-                  tf.cast(tf.shape(images)[0], tf.float32))
-        return tuple(tf.cast(value, tf.float64) for value in values)
+        # float32 on the device (TPUs have no float64); the sums over batches are float64.
+        return (tf.reduce_sum(per_example_loss(loss, labels, logits)),
+                tf.reduce_sum(correct(loss, labels, logits)),
+                tf.cast(tf.shape(images)[0], tf.float32))
 
     @tf.function(reduce_retracing=True)
     def evaluate(images, labels):
-        per_replica = strategy.run(replica_sums, (images, labels))
-        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                     for value in per_replica)
+        if strategy is None:  # this process's first device
+            sums = replica_sums(images, labels)
+        else:
+            sums = [strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                    for value in strategy.run(replica_sums, (images, labels))]
+        return tuple(tf.cast(value, tf.float64) for value in sums)
 
     return evaluate
 

@@ -108,7 +108,7 @@ def run(model, run_dir, tasks=None, data_dir=None, batch=512, hyperrule="code", 
         ``(results, summary)``: per task ``accuracy``, ``test_examples``, ``category``;
         the means (``mean``, ``natural``, ``specialized``, ``structured``).
     """
-    from bit_keras.training import finetuning
+    from bit_keras.training import finetuning, loop
 
     # Checked before a dataset is prepared (downloads) or a folder written; fine_tune checks
     # the rest of its options again for each task.
@@ -118,6 +118,9 @@ def run(model, run_dir, tasks=None, data_dir=None, batch=512, hyperrule="code", 
         checks.positive_int(fine_tune_options.get(name), name, allow_none=True)
     for name in ("eval_every", "checkpoint_every"):
         checks.non_negative_int(fine_tune_options.get(name), name, allow_none=True)
+    loop.check_speed(fine_tune_options.get("jit_compile"),
+                     fine_tune_options.get("steps_per_execution", 1),
+                     fine_tune_options.get("remat", False))
     chosen = chosen_tasks(tasks)
     weights = model.get_weights()
     results = {}
