@@ -23,10 +23,12 @@ import time
 
 from absl import app, flags
 
+import bit_keras
 from benchmarks import memory, models, report, timing, training
 
 R50X1 = dict(units=(3, 4, 6, 3), width=1, base_filters=64, groups=32, num_classes=1000)
-TINY = dict(units=(1, 1, 1, 1), width=1, base_filters=16, groups=8, num_classes=5)
+TINY = dict(bit_keras.VARIANTS[bit_keras.models.variants.TINY].architecture_kwargs(),
+            num_classes=5)
 CONFIGS = {
     "full": dict(arch=R50X1, xla_resolution=128, xla_batch=16, eval_resolution=224,
                  eval_batch=16, reps=3, chunk=8, remat_resolution=224, remat_batch=32),
@@ -45,10 +47,10 @@ def xla(arch, resolution, batch, eval_resolution, eval_batch, reps):
     import numpy as np
 
     from bit_keras import training as bit_training
-    images, labels = _batch(arch, resolution, batch)
+    images, labels = training.batch(arch, resolution, batch)
     # A model each (the same weights): each step updates its own.
-    steps = {name: training_step(models.pair(arch, include_reference=False)[0], images, labels,
-                                 jit_compile=on)
+    steps = {name: training.train_step(models.pair(arch, include_reference=False)[0], images,
+                                       labels, jit_compile=on)
              for name, on in (("plain", False), ("xla", True))}
     model, _ = models.pair(arch, include_reference=False)
     losses = {name: float(step()) for name, step in steps.items()}  # also the warm-up
@@ -56,7 +58,7 @@ def xla(arch, resolution, batch, eval_resolution, eval_batch, reps):
         raise RuntimeError(f"the XLA step's loss differs from the plain one's: {losses}")
     measured = timing.interleaved({f"step/{n}": s for n, s in steps.items()}, reps=reps,
                                   warmup=0)
-    eval_images, eval_labels = _batch(arch, eval_resolution, eval_batch)
+    eval_images, eval_labels = training.batch(arch, eval_resolution, eval_batch)
     evaluations = {}
     for name, on in (("plain", False), ("xla", True)):
         step = bit_training.make_eval_step(model, jit_compile=on)
@@ -75,8 +77,7 @@ def steps_per_execution(arch, chunk, reps):
 
     from bit_keras.training import loop
     model, _ = models.pair(arch, include_reference=False)
-    images, labels = _batch(arch, 32, 8)
-    step, data = training_step(model, images, labels, jit_compile=False, iterator=True)
+    step, data = training.step_and_data(model, *training.batch(arch, 32, 8), jit_compile=False)
     run = loop.several_steps(step, tf.Variable(0, dtype=tf.int64))
     one, many = tf.constant(1), tf.constant(chunk)
     candidates = {"one_per_call": lambda: [run(data, one).numpy() for _ in range(chunk)],
@@ -88,24 +89,6 @@ def steps_per_execution(arch, chunk, reps):
 def remat(arch, resolution, batch):
     """Peak memory and step time with and without rematerialization, in fresh processes."""
     return [memory.in_subprocess(arch, resolution, batch, remat=on) for on in (False, True)]
-
-
-def training_step(model, images, labels, iterator=False, **options):
-    """``benchmarks.training.train_step`` (or the raw step and its iterator)."""
-    if not iterator:
-        return training.train_step(model, images, labels, **options)
-    import keras
-    import tensorflow as tf
-
-    from bit_keras import training as bit_training
-    step = bit_training.make_train_step(
-        model, keras.optimizers.SGD(0.003, momentum=0.9), tf.distribute.get_strategy(),
-        global_batch=len(images), **options)
-    return step, iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
-
-
-def _batch(arch, resolution, size):
-    return training.batch(arch, resolution, size)
 
 
 def _row(section, name, images, m):

@@ -17,6 +17,13 @@ TRAIN_FLOPS_FACTOR = 3
 def train_step(model, images, labels, batch_split=1, **options):
     """A zero-argument callable running one SGD-momentum update of ``model`` on one batch
     (``options``: ``make_train_step``'s ``jit_compile``, ``remat``)."""
+    step, data = step_and_data(model, images, labels, batch_split, **options)
+    return lambda: step(data)
+
+
+def step_and_data(model, images, labels, batch_split=1, **options):
+    """The library's step (``step(iterator)``) with SGD-momentum and an endless iterator
+    over the one batch."""
     import keras
     import tensorflow as tf
 
@@ -25,8 +32,7 @@ def train_step(model, images, labels, batch_split=1, **options):
     optimizer = keras.optimizers.SGD(0.003, momentum=0.9)
     step = training.make_train_step(model, optimizer, strategy, global_batch=len(images),
                                     loss="softmax", batch_split=batch_split, **options)
-    data = iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
-    return lambda: step(data)
+    return step, iter(tf.data.Dataset.from_tensors((images, labels)).repeat())
 
 
 def batch(arch, resolution, size, seed=0):

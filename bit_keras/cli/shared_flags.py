@@ -12,8 +12,6 @@ import os
 
 from absl import flags
 
-VIEWS = ("inception", "hyperrule")
-
 # name: (kind, help). The run settings carry RunSettings' field names.
 FLAGS = {
     "name": ("string", "Run name: the run folder is <logdir>/<name>."),
@@ -69,9 +67,11 @@ DEFAULTS = {"strategy": "default", "hyperrule": "code", "bit_pretrained_dir": ".
 
 def _enums():
     from bit_keras import training
+    from bit_keras.data import augment
     from bit_keras.training import hyperrule
     return {"precision": tuple(training.PRECISIONS), "strategy": training.STRATEGIES,
-            "hyperrule": hyperrule.FLAVOURS, "augment": VIEWS, "xla": tuple(XLA)}
+            "hyperrule": hyperrule.FLAVOURS, "augment": augment.AUGMENTATIONS,
+            "xla": tuple(XLA)}
 
 
 def define(fv, *names, helps=None, **defaults):

@@ -12,10 +12,11 @@ import tensorflow as tf
 
 from bit_keras import layers as bit_layers
 from bit_keras.exporter import signatures as sigs
+from bit_keras.models import network
 
 KINDS = ("feature_vector", "classifier", "feature_pyramid")
 # The block outputs a feature_pyramid export returns (strides 4, 8, 16, 32 at output_stride 32).
-PYRAMID = ("block1", "block2", "block3", "block4")
+PYRAMID = network.BLOCK_NAMES
 
 
 def select_model(model, kind):
@@ -30,13 +31,12 @@ def select_model(model, kind):
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)}. Received: kind={kind!r}")
-    features = resolver.pre_logits(model)  # refuses a model without pre_logits
+    resolver.require_features(model)
     if kind == "feature_vector":
-        return features
+        return resolver.pre_logits(model)
     if kind == "feature_pyramid":
         names = tuple(n for n in PYRAMID if resolver.has_layer(model, n))
-        return keras.Model(model.input, {n: model.get_layer(n).output for n in names},
-                           name=f"{model.name}_feature_pyramid")
+        return network.feature_extractor(model, names, name=f"{model.name}_feature_pyramid")
     if not resolver.has_layer(model, resolver.HEAD):
         raise ValueError(
             "kind='classifier' needs a model with a head (built with include_top=True). "

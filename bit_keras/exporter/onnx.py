@@ -6,6 +6,7 @@ plain TensorFlow ops (``bit_keras.layers.compiled_kernels(False)``) and converte
 Both need the ``onnx`` extra: ``pip install "bit_keras[onnx]"``.
 """
 
+import math
 import os
 
 import tensorflow as tf
@@ -54,7 +55,7 @@ def export_onnx(model, path, kind="feature_vector", overwrite=False, opset=None)
         checks.positive_int(opset, "opset")
     tf2onnx = _converter()
     net = bit_module.select_model(model, kind)
-    size = sum(int(w.numpy().nbytes) for w in net.weights)
+    size = sum(tf.as_dtype(w.dtype).size * math.prod(w.shape) for w in net.weights)
     if size > MAX_WEIGHT_BYTES:
         raise ValueError(
             f"export_onnx writes one file, and ONNX files are limited to 2 GiB; "

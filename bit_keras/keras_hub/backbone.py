@@ -14,7 +14,7 @@ from bit_keras.checkpoints import transfer
 from bit_keras.models import network
 
 # keras-hub's level names: P{n} has stride 2**n. BiT's block b has stride 2**(b+1).
-PYRAMID_LEVELS = {"P2": "block1", "P3": "block2", "P4": "block3", "P5": "block4"}
+PYRAMID_LEVELS = dict(zip(("P2", "P3", "P4", "P5"), network.BLOCK_NAMES))
 # The BiTModel arguments the backbone carries and passes through, in its config. A new
 # BiTModel argument is one more entry here and one more constructor argument below.
 ARCHITECTURE = ("units", "width", "base_filters", "groups", "output_stride", "drop_path_rate")

@@ -10,8 +10,6 @@ head's class names are known. ``keras_hub.upload_preset`` publishes it (docs/ker
 import json
 import os
 
-import numpy as np
-
 from bit_keras.keras_hub.backbone import BiTBackbone
 from bit_keras.keras_hub.classifier import (
     BiTImageClassifier,
@@ -113,7 +111,7 @@ def save_preset(model_or_name, weights=None, out_dir=None, image_size=None, clas
             task = BiTImageClassifier(backbone, model.num_classes,
                                       preprocessor=BiTImageClassifierPreprocessor(converter))
             head = model.get_layer("head")
-            task.output_dense.set_weights([np.asarray(w) for w in head.get_weights()])
+            task.output_dense.set_weights(head.get_weights())
             task.save_to_preset(tmp)
         else:
             backbone.save_to_preset(tmp)

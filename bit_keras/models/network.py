@@ -19,6 +19,7 @@ BASE_FILTERS = 64
 EXPANSION = 4
 # Names of the multi-scale feature outputs (see ``feature_extractor``).
 FEATURE_NAMES = ("stem", "block1", "block2", "block3", "block4", "pre_logits")
+BLOCK_NAMES = FEATURE_NAMES[1:5]  # the four blocks' outputs (a feature pyramid)
 
 
 def unit_prefix(block, unit):
@@ -246,7 +247,7 @@ def spec_of(model):
     return model.spec() if isinstance(model, BiTModel) else None
 
 
-def feature_extractor(model, names=FEATURE_NAMES):
+def feature_extractor(model, names=FEATURE_NAMES, name=None):
     """A model with the same weights whose outputs are named intermediate features.
 
     Args:
@@ -254,6 +255,7 @@ def feature_extractor(model, names=FEATURE_NAMES):
         names: any of ``"stem"``, ``"block1"`` .. ``"block4"`` (pre-activation block
             outputs, strides 4, 4, 8, 16, 32, or at most the model's ``output_stride``) and
             ``"pre_logits"``; blocks the model has.
+        name: the new model's name (default ``<model name>_features``).
 
     Returns:
         A ``keras.Model`` returning a dict name -> tensor, sharing ``model``'s variables.
@@ -269,4 +271,4 @@ def feature_extractor(model, names=FEATURE_NAMES):
         raise ValueError(f"Unknown feature names {unknown}. Valid names for this model are: "
                          f"{valid}")
     outputs = {n: model.get_layer(n).output for n in names}
-    return keras.Model(model.input, outputs, name=f"{model.name}_features")
+    return keras.Model(model.input, outputs, name=name or f"{model.name}_features")

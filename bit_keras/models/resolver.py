@@ -23,6 +23,15 @@ def has_layer(model, name):
     return any(layer.name == name for layer in getattr(model, "layers", ()))
 
 
+def require_features(model):
+    """Raises a ValueError for a model with neither pooled features nor pre-logits (not a
+    BiT model of bit_keras)."""
+    if not (has_layer(model, FEATURES) or has_layer(model, PRE_LOGITS)):
+        raise ValueError(
+            "model must be a BiT model from bit_keras.build/load/resnet_v2 (it has no "
+            f"'{PRE_LOGITS}' layer). Received: model={getattr(model, 'name', model)!r}")
+
+
 def pre_logits(model):
     """``model`` cut at its pooled pre-logits features, sharing its variables: the model
     itself when it was built with ``include_top=False``.
@@ -33,10 +42,7 @@ def pre_logits(model):
     """
     if has_layer(model, FEATURES):
         return model
-    if not has_layer(model, PRE_LOGITS):
-        raise ValueError(
-            "model must be a BiT model from bit_keras.build/load/resnet_v2 (it has no "
-            f"'{PRE_LOGITS}' layer). Received: model={getattr(model, 'name', model)!r}")
+    require_features(model)
     return keras.Model(model.input, model.get_layer(PRE_LOGITS).output,
                        name=f"{model.name}_feature_vector")
 

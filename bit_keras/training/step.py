@@ -125,20 +125,17 @@ def make_train_step(model, optimizer, strategy, global_batch, loss="softmax", ba
 
     forward = remat_lib.rematerialized(model) if remat else model
 
-    def micro_batch(images, targets, sources, watch=()):
-        with tf.GradientTape() as tape:
-            tape.watch(list(watch))
-            logits = forward(images, training=True)
-            value = tf.reduce_sum(loss.per_example(targets, logits)) / global_batch
-            target = optimizer.scale_loss(value) if scaled else value
-        grads = tape.gradient(target, sources)
-        return value, [tf.cast(g, tf.float32) for g in grads]
-
     def on(sources, watch=()):
-        """``fn(images, labels)``: ``micro_batch`` taking gradients for ``sources``; one XLA
-        computation with ``jit_compile`` (capturing, not taking, the variables)."""
+        """``fn(images, labels) -> (loss, gradients for sources)`` of one micro-batch; one
+        XLA computation with ``jit_compile`` (capturing, not taking, the variables)."""
         def gradients(images, targets):
-            return micro_batch(images, targets, sources, watch)
+            with tf.GradientTape() as tape:
+                tape.watch(list(watch))
+                logits = forward(images, training=True)
+                value = tf.reduce_sum(loss.per_example(targets, logits)) / global_batch
+                target = optimizer.scale_loss(value) if scaled else value
+            grads = tape.gradient(target, sources)
+            return value, [tf.cast(g, tf.float32) for g in grads]
 
         if jit_compile:
             gradients = tf.function(gradients, jit_compile=True)
