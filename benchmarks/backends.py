@@ -47,7 +47,6 @@ def measure(job):
     import bit_keras
     from benchmarks import timing
     spec, rng = config["spec"], np.random.default_rng(0)
-    model = bit_keras.resnet_v2(**spec)
     if backend == "tensorflow":
         keras.utils.set_random_seed(0)
         model = bit_keras.resnet_v2(**spec)
@@ -56,6 +55,7 @@ def measure(job):
                           for w in head.get_weights()])
         bit_keras.save_npz(model, job["weights"])
     else:
+        model = bit_keras.resnet_v2(**spec)
         bit_keras.load_weights(model, job["weights"])
     side = config["resolution"]
     probe = np.random.default_rng(1).random((max(config["batches"]), side, side, 3),

@@ -188,7 +188,7 @@ class Source:
     def reads_in_python(self):
         """True when the pipelines read some images through Python (``tf.numpy_function``):
         ArrayRecord records, or files only Pillow decodes. A tf.data service worker cannot."""
-        return bool(self._store.reads_in_python)
+        return self._store.reads_in_python
 
     @property
     def may_fail(self):
